@@ -123,9 +123,11 @@ def _gumbel_core(x: Tensor, alpha: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
     x_small = torch.minimum(x, -log_alpha)
     z = torch.exp(x_small)
     v = alpha * z
-    v_pos = v > 0.0
-    v_safe = torch.where(v_pos, v, torch.ones_like(v))
-    log1p_over_v = torch.where(v_pos, torch.log1p(v_safe) / v_safe, torch.ones_like(v))
+    # log(1+v)/v = 1 - v/2 + ...: exactly 1 in floating point below sqrt(tiny), where a subnormal v would
+    # otherwise lose its precision (and v = 0 would give 0/0).
+    v_normal = v > math.sqrt(torch.finfo(v.dtype).tiny)
+    v_safe = torch.where(v_normal, v, torch.ones_like(v))
+    log1p_over_v = torch.where(v_normal, torch.log1p(v_safe) / v_safe, torch.ones_like(v))
     L_small = z * log1p_over_v
     D_small = z / (1.0 + v)
     w_small = v / (1.0 + v)
@@ -190,9 +192,22 @@ def exponential_cdf_and_grads(x: Tensor, alpha: Tensor) -> Tuple[Tensor, Tensor,
 
 
 # ------------------------------------------------------------------------------- logistic (eq. 3)
+def _sigmoid_pair(t: Tensor) -> Tuple[Tensor, Tensor]:
+    r""":math:`(s(t), s(-t))` from one :math:`e = e^{-|t|}`: :math:`1/(1+e)` and :math:`e/(1+e)`.
+
+    Unlike ``torch.sigmoid`` (``1/(1 + e^{-t})``, which is 0 once :math:`e^{-t}` overflows), the small side
+    keeps full relative accuracy down to the subnormal range, and neither side is formed as ``1 - s``.
+    """
+    e = torch.exp(-torch.abs(t))
+    big = 1.0 / (1.0 + e)
+    small = e * big
+    positive = t >= 0
+    return torch.where(positive, big, small), torch.where(positive, small, big)
+
+
 def logistic_cdf(x: Tensor, alpha: Tensor) -> Tensor:
     r"""Logistic cdf (eq. 3): :math:`F_\alpha(x) = 1/(1 + e^{-\alpha x})`; gated, this is Swish."""
-    return torch.sigmoid(alpha * x)
+    return _sigmoid_pair(alpha * x)[0]
 
 
 def logistic_cdf_and_grads(x: Tensor, alpha: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
@@ -201,9 +216,8 @@ def logistic_cdf_and_grads(x: Tensor, alpha: Tensor) -> Tuple[Tensor, Tensor, Te
     Autograd's sigmoid rule uses :math:`s(1 - s)` from the rounded output, which loses all accuracy once
     :math:`s` rounds to 1; :math:`s(-t)` does not.
     """
-    t = alpha * x
-    s = torch.sigmoid(t)
-    density = s * torch.sigmoid(-t)
+    s, s_neg = _sigmoid_pair(alpha * x)
+    density = s * s_neg
     return s, alpha * density, x * density
 
 

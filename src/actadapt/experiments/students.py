@@ -1,0 +1,306 @@
+r"""Student networks for the simulation: many small MLPs trained together as one batched computation.
+
+With batch 20 and 10-neuron layers every step is a few microseconds of arithmetic and a lot of per-call
+overhead, so all the students of a grid (activations x teachers x folds) are stacked along a leading model
+axis ``B`` and trained in lock-step with batched matmuls (``torch.baddbmm``):
+
+* hidden layer ``l``: ``W[l]`` ``(B, fan_in, width)``, ``b[l]`` ``(B, 1, width)``, ``rho[l]`` ``(B, 1, width)``
+  with the per-neuron shape :math:`\alpha = e^\rho` (the paper's parametrisation, alpha stays positive);
+* the models are sorted so that each activation is a contiguous slice of ``B``; a layer applies each
+  activation to its slice and concatenates.
+
+Every model keeps its own initialisation, data, minibatch order and loss, so the result equals training the
+models one at a time (:func:`train_single`, the reference, checked by the tests within float tolerance).
+
+Training (PAPER.md §2.1, eqs. 4-6): per model, loss = mean binary cross-entropy over its minibatch
++ ``l1`` :math:`\sum|\theta|` + ``l2`` :math:`\sum\theta^2` over all weights and biases (and over the alphas
+of adaptive students when ``penalize_alpha``), plain SGD with learning rate ``lr``. The last, shorter
+minibatch of an epoch is kept (no drop-last); a model whose epoch has fewer steps than another's simply
+makes no update on the extra steps.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..functional import adaptive_gumbel, adaptive_relu, swish
+
+__all__ = [
+    "STUDENT_ACTIVATIONS",
+    "ADAPTIVE",
+    "StudentSpec",
+    "TrainSettings",
+    "TrainResult",
+    "train_batched",
+    "train_single",
+    "lecun_init",
+]
+
+# name -> f(x, alpha); alpha is ignored by the fixed activations
+STUDENT_ACTIVATIONS: Dict[str, Callable[[Tensor, Tensor], Tensor]] = {
+    "Sig": lambda x, a: torch.sigmoid(x),
+    "AGumb": adaptive_gumbel,
+    "ReLU": lambda x, a: torch.relu(x),
+    "AReLU": adaptive_relu,
+    "Swish": swish,
+}
+ADAPTIVE = frozenset({"AGumb", "AReLU", "Swish"})
+
+
+@dataclass
+class StudentSpec:
+    """One student: its activation, seeds and its own train/test data.
+
+    ``X_*`` are ``(n, n_features)`` floats, ``y_*`` are ``(n,)`` 0/1 labels.
+    """
+
+    activation: str
+    init_seed: int
+    shuffle_seed: int
+    X_train: Tensor
+    y_train: Tensor
+    X_test: Tensor
+    y_test: Tensor
+
+
+@dataclass
+class TrainSettings:
+    depth: int = 1
+    width: int = 10
+    epochs: int = 10
+    batch_size: int = 20
+    lr: float = 0.01
+    l1: float = 0.001
+    l2: float = 0.001
+    penalize_alpha: bool = True
+    alpha_init: float = 1.0
+    eval_every: int = 1
+    dtype: torch.dtype = torch.float32
+
+
+@dataclass
+class TrainResult:
+    """Per model (same order as the specs): final test accuracy, curves and fitted alphas.
+
+    ``alphas[m]`` is a list over hidden layers of per-neuron alpha lists, or ``None`` for a fixed activation.
+    ``curve_epochs`` are the epochs (1-based) at which ``test_acc``/``train_loss`` were recorded.
+    """
+
+    accuracy: List[float]
+    train_loss: List[List[float]]
+    test_acc: List[List[float]]
+    curve_epochs: List[int]
+    alphas: List[Optional[List[List[float]]]] = field(default_factory=list)
+
+
+def lecun_init(generator: torch.Generator, fan_in: int, fan_out: int, dtype: torch.dtype):
+    """LeCun et al. 1998 ("Efficient BackProp"): weights and biases ~ N(0, 1/fan_in).
+
+    Drawn in float64 then cast, so float32 and float64 runs start from the same point.
+    Returns ``(W (fan_in, fan_out), b (fan_out,))``.
+    """
+    std = 1.0 / math.sqrt(fan_in)
+    W = torch.randn(fan_in, fan_out, generator=generator, dtype=torch.float64) * std
+    b = torch.randn(fan_out, generator=generator, dtype=torch.float64) * std
+    return W.to(dtype), b.to(dtype)
+
+
+def _init_model(seed: int, sizes: Sequence[int], dtype: torch.dtype):
+    g = torch.Generator().manual_seed(int(seed))
+    return [lecun_init(g, a, b, dtype) for a, b in zip(sizes[:-1], sizes[1:])]
+
+
+def _epoch_perm(generator: torch.Generator, n: int) -> Tensor:
+    return torch.randperm(n, generator=generator)
+
+
+def _penalty(params: Sequence[Tensor], l1: float, l2: float) -> Tensor:
+    return sum(l1 * p.abs().sum() + l2 * (p * p).sum() for p in params)
+
+
+# ------------------------------------------------------------------------------------------ batched
+def _pad_stack(tensors: Sequence[Tensor], dtype=None):
+    """Stack ``(n_m, ...)`` tensors into ``(B, n_max, ...)`` with zero padding, and the lengths ``(B,)``."""
+    n_max = max(t.shape[0] for t in tensors)
+    out = tensors[0].new_zeros((len(tensors), n_max, *tensors[0].shape[1:]), dtype=dtype)
+    for m, t in enumerate(tensors):
+        out[m, : t.shape[0]] = t.to(out.dtype)
+    return out, torch.tensor([t.shape[0] for t in tensors])
+
+
+def train_batched(specs: Sequence[StudentSpec], settings: TrainSettings, progress: Optional[Callable] = None) -> TrainResult:
+    """Train every student of ``specs`` together; see the module notes. ``progress(epoch)`` is called per epoch."""
+    s = settings
+    dt = s.dtype
+    order = sorted(range(len(specs)), key=lambda m: list(STUDENT_ACTIVATIONS).index(specs[m].activation))
+    sp = [specs[m] for m in order]  # contiguous activation groups
+    B = len(sp)
+    n_features = sp[0].X_train.shape[1]
+    sizes = [n_features] + [s.width] * s.depth + [1]
+    L = len(sizes) - 1
+
+    # parameters, (B, fan_in, fan_out) and (B, 1, fan_out)
+    inits = [_init_model(m.init_seed, sizes, dt) for m in sp]
+    Ws = [torch.stack([inits[m][l][0] for m in range(B)]).requires_grad_() for l in range(L)]
+    bs = [torch.stack([inits[m][l][1] for m in range(B)]).unsqueeze(1).requires_grad_() for l in range(L)]
+    rho0 = math.log(s.alpha_init)
+    rhos = [torch.full((B, 1, s.width), rho0, dtype=dt, requires_grad=True) for _ in range(s.depth)]
+    adaptive = torch.tensor([m.activation in ADAPTIVE for m in sp], dtype=dt).view(B, 1, 1)
+    groups = []
+    for m, spec in enumerate(sp):
+        if groups and groups[-1][0] == spec.activation:
+            groups[-1][2] = m + 1
+        else:
+            groups.append([spec.activation, m, m + 1])
+
+    def forward(h: Tensor) -> Tensor:  # h (B, n, n_features) -> logits (B, n)
+        for l in range(s.depth):
+            pre = torch.baddbmm(bs[l], h, Ws[l])  # (B, n, width)
+            alpha = torch.exp(rhos[l])  # (B, 1, width)
+            parts = [STUDENT_ACTIVATIONS[a](pre[i:j], alpha[i:j]) for a, i, j in groups]
+            h = parts[0] if len(parts) == 1 else torch.cat(parts, 0)
+        return torch.baddbmm(bs[-1], h, Ws[-1]).squeeze(-1)
+
+    Xtr, n_tr = _pad_stack([m.X_train for m in sp], dt)  # (B, N, F)
+    ytr, _ = _pad_stack([m.y_train for m in sp], dt)  # (B, N)
+    Xte, n_te = _pad_stack([m.X_test for m in sp], dt)
+    yte, _ = _pad_stack([m.y_test for m in sp], dt)
+    te_mask = (torch.arange(Xte.shape[1]) < n_te[:, None]).to(dt)  # (B, N_test)
+    bsz = s.batch_size
+    steps_m = (n_tr + bsz - 1) // bsz  # (B,) steps per epoch of each model
+    steps = int(steps_m.max())
+    N_pad = steps * bsz
+    gens = [torch.Generator().manual_seed(int(m.shuffle_seed)) for m in sp]
+    params = Ws + bs + rhos
+    weights_and_biases = Ws + bs
+
+    def evaluate() -> Tensor:
+        with torch.no_grad():
+            pred = (forward(Xte) > 0).to(dt)
+            return ((pred == yte).to(dt) * te_mask).sum(1) / n_te.to(dt)
+
+    losses: List[List[float]] = [[] for _ in range(B)]
+    accs: List[List[float]] = [[] for _ in range(B)]
+    curve_epochs: List[int] = []
+    for epoch in range(1, s.epochs + 1):
+        # each model's own permutation of its own training rows, padded to steps * bsz
+        perm = torch.zeros(B, N_pad, dtype=torch.long)
+        for m in range(B):
+            perm[m, : int(n_tr[m])] = _epoch_perm(gens[m], int(n_tr[m]))
+        valid = (torch.arange(N_pad) < n_tr[:, None]).to(dt)  # (B, N_pad)
+        Xp = torch.take_along_dim(Xtr, perm.unsqueeze(-1), dim=1)  # (B, N_pad, F)
+        yp = torch.take_along_dim(ytr, perm, dim=1)
+        epoch_loss = torch.zeros(B, dtype=dt)
+        for step in range(steps):
+            sl = slice(step * bsz, (step + 1) * bsz)
+            mask = valid[:, sl]  # (B, bsz)
+            count = mask.sum(1)  # (B,)
+            active = (count > 0).to(dt)
+            logits = forward(Xp[:, sl])
+            bce = F.binary_cross_entropy_with_logits(logits, yp[:, sl], reduction="none")
+            data_loss = (bce * mask).sum(1) / count.clamp(min=1)  # (B,) per-model minibatch mean
+            pen = sum((s.l1 * p.abs() + s.l2 * p * p).sum((1, 2)) for p in weights_and_biases)
+            if s.penalize_alpha and s.depth > 0:
+                pen = pen + sum(
+                    ((s.l1 * a.abs() + s.l2 * a * a) * adaptive).sum((1, 2)) for a in (torch.exp(r) for r in rhos)
+                )
+            loss = ((data_loss + pen) * active).sum()
+            for p in params:
+                p.grad = None
+            loss.backward()
+            with torch.no_grad():
+                for p in params:
+                    p.sub_(s.lr * p.grad)  # inactive models have zero gradient: no update
+            epoch_loss += data_loss.detach() * active
+        if epoch % s.eval_every == 0 or epoch == s.epochs:
+            acc = evaluate()
+            mean_loss = epoch_loss / steps_m.to(dt)
+            curve_epochs.append(epoch)
+            for m in range(B):
+                losses[m].append(float(mean_loss[m]))
+                accs[m].append(float(acc[m]))
+        if progress is not None:
+            progress(epoch)
+
+    final = [a[-1] for a in accs]
+    alphas: List[Optional[List[List[float]]]] = []
+    for m in range(B):
+        if sp[m].activation in ADAPTIVE:
+            alphas.append([torch.exp(r[m, 0]).tolist() for r in rhos])
+        else:
+            alphas.append(None)
+    # back to the caller's order
+    back = {orig: pos for pos, orig in enumerate(order)}
+    pick = [back[i] for i in range(B)]
+    return TrainResult(
+        accuracy=[final[p] for p in pick],
+        train_loss=[losses[p] for p in pick],
+        test_acc=[accs[p] for p in pick],
+        curve_epochs=curve_epochs,
+        alphas=[alphas[p] for p in pick],
+    )
+
+
+# ------------------------------------------------------------------------------------ single model
+class _MLP(torch.nn.Module):
+    """The reference student, one model: nn.Linear layers and a per-neuron ``rho`` per hidden layer."""
+
+    def __init__(self, sizes: Sequence[int], activation: str, init_seed: int, alpha_init: float, dtype):
+        super().__init__()
+        self.activation = activation
+        self.linears = torch.nn.ModuleList(torch.nn.Linear(a, b, dtype=dtype) for a, b in zip(sizes[:-1], sizes[1:]))
+        with torch.no_grad():
+            for lin, (W, b) in zip(self.linears, _init_model(init_seed, sizes, dtype)):
+                lin.weight.copy_(W.T)
+                lin.bias.copy_(b)
+        self.rhos = torch.nn.ParameterList(
+            torch.nn.Parameter(torch.full((n,), math.log(alpha_init), dtype=dtype)) for n in sizes[1:-1]
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        act = STUDENT_ACTIVATIONS[self.activation]
+        for lin, rho in zip(self.linears[:-1], self.rhos):
+            x = act(lin(x), torch.exp(rho))
+        return self.linears[-1](x).squeeze(-1)
+
+
+def train_single(spec: StudentSpec, settings: TrainSettings) -> TrainResult:
+    """Train one student with ``nn.Linear`` layers and ``torch.optim.SGD``: the reference for :func:`train_batched`."""
+    s = settings
+    sizes = [spec.X_train.shape[1]] + [s.width] * s.depth + [1]
+    model = _MLP(sizes, spec.activation, spec.init_seed, s.alpha_init, s.dtype)
+    opt = torch.optim.SGD(model.parameters(), lr=s.lr)
+    g = torch.Generator().manual_seed(int(spec.shuffle_seed))
+    X, y = spec.X_train.to(s.dtype), spec.y_train.to(s.dtype)
+    Xt, yt = spec.X_test.to(s.dtype), spec.y_test.to(s.dtype)
+    adaptive = spec.activation in ADAPTIVE
+    n = X.shape[0]
+    losses, accs, curve_epochs = [], [], []
+    for epoch in range(1, s.epochs + 1):
+        perm = _epoch_perm(g, n)
+        total, steps = 0.0, 0
+        for start in range(0, n, s.batch_size):
+            idx = perm[start : start + s.batch_size]
+            data_loss = F.binary_cross_entropy_with_logits(model(X[idx]), y[idx])
+            loss = data_loss + _penalty([p for lin in model.linears for p in lin.parameters()], s.l1, s.l2)
+            if s.penalize_alpha and adaptive:
+                loss = loss + _penalty([torch.exp(r) for r in model.rhos], s.l1, s.l2)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(data_loss)
+            steps += 1
+        if epoch % s.eval_every == 0 or epoch == s.epochs:
+            with torch.no_grad():
+                acc = float(((model(Xt) > 0).to(s.dtype) == yt).to(s.dtype).mean())
+            curve_epochs.append(epoch)
+            losses.append(total / steps)
+            accs.append(acc)
+    alphas = [torch.exp(r.detach()).tolist() for r in model.rhos] if adaptive else None
+    return TrainResult([accs[-1]], [losses], [accs], curve_epochs, [alphas])

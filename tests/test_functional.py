@@ -1,0 +1,271 @@
+"""The accuracy contract of issue 2, checked against the mpmath reference (tests/mp_reference.py).
+
+For x in [-1e4, 1e4], alpha in [1e-6, 1e3], for the value, d/dx and d/dalpha:
+  float64: relative error <= 1e-10 where |exact| >= 1e-300, absolute <= 1e-310 below;
+  float32: relative error <= 1e-4 where |exact| >= 1e-30;
+  never inf or NaN.
+The grid covers the hard places (x << 0, overflowing alpha e^x, tiny alpha, small alpha x, large |alpha x|,
+each formula's switch points, the under/overflow edges of both dtypes) plus seeded random points.
+Both backends are checked: eager, and the torch.compile path that runs by default.
+"""
+
+from __future__ import annotations
+
+import math
+
+import mpmath as mp
+import numpy as np
+import pytest
+import torch
+
+import actadapt
+from actadapt import functional as AF
+from actadapt.families import available_families
+
+from .mp_reference import reference
+
+X_MAX, ALPHA_MIN, ALPHA_MAX = 1e4, 1e-6, 1e3
+ALPHAS = [1e-6, 3.7e-6, 1e-4, 0.01, 0.05, 0.3, 0.999, 1.0, 1.5, 7.0, 50.0, 333.0, 1e3]
+X_BASE = [0.0, 1e-300, 1e-30, 1e-12, 1e-7, 1e-4, 0.01, 0.1, 0.5, 1, 2, 5, 10, 20, 35, 50, 88, 100, 300,
+          700, 709, 745, 800, 1e3, 3e3, 1e4]
+RULES = {  # dtype: (rtol, threshold below which the error is absolute, atol there)
+    torch.float64: (1e-10, 1e-300, 1e-310),
+    torch.float32: (1e-4, 1e-30, 1e-34),
+}
+MAIN = [("gumbel", "bounded"), ("exponential", "gated"), ("logistic", "gated")]
+ALL = [(f, form) for f in ["gumbel", "exponential", "logistic", "normal", "laplace", "cauchy"]
+       for form in ("bounded", "gated")]
+
+
+def _alpha_specific_x(a: float) -> list[float]:
+    """Points where a formula switches or a quantity under/overflows, for this alpha."""
+    pts = [-math.log(a) + d for d in (-1e-9, 0.0, 1e-9, -0.5, 0.5)]  # Gumbel: alpha e^x = 1
+    pts += [math.log((0.05 / 0.95) / a) + d for d in (-1e-9, 0.0, 1e-9)]  # Gumbel: series switch
+    pts += [-1.2784645427610738 / a]  # Swish' zero crossing
+    pts += [t / a for t in (1e-9, 1e-6, 1e-3, 0.5, 30, 87, 100, 700, 740)]
+    pts += [-math.log(a) - t for t in (40, 100, 700)]  # Gumbel lower tail around the edges
+    return pts + [-p for p in pts]
+
+
+def make_grid(dtype: torch.dtype, n_random: int = 600, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    xs, alphas = [], []
+    for a in ALPHAS:
+        for x in [*X_BASE, *(-v for v in X_BASE), *_alpha_specific_x(a)]:
+            if abs(x) <= X_MAX:
+                xs.append(x)
+                alphas.append(a)
+    rng = np.random.default_rng(seed)
+    xs += list(rng.choice([-1, 1], n_random) * 10 ** rng.uniform(-10, 4, n_random))
+    alphas += list(10 ** rng.uniform(-6, 3, n_random))
+    x = torch.tensor(xs, dtype=torch.float64).to(dtype)  # round to the dtype first: the reference uses
+    a = torch.tensor(alphas, dtype=torch.float64).to(dtype)  # the exact binary values that are fed in
+    a = a.clamp(ALPHA_MIN, ALPHA_MAX)
+    return x.numpy(), a.numpy()
+
+
+_ref_cache: dict = {}
+
+
+def reference_arrays(family, form, x: np.ndarray, a: np.ndarray):
+    key = (family, form, x.dtype.str, x.tobytes(), a.tobytes())
+    if key not in _ref_cache:
+        vals = [reference(family, form, float(xi), float(ai)) for xi, ai in zip(x, a)]
+        _ref_cache[key] = [
+            (np.array([mp.mpf(v[k][0]) for v in vals], dtype=object), np.array([float(v[k][1]) for v in vals]))
+            for k in range(3)
+        ]
+    return _ref_cache[key]
+
+
+def evaluate(family, form, x_np, a_np, dtype):
+    """Value, d/dx and d/dalpha elementwise (one alpha per element, so the alpha gradient is not summed)."""
+    x = torch.tensor(x_np, dtype=dtype, requires_grad=True)
+    a = torch.tensor(a_np, dtype=dtype, requires_grad=True)
+    y = AF.adaptive_activation(x, a, family, form)
+    y.backward(torch.ones_like(y))
+    return [t.detach().to(torch.float64).numpy() for t in (y, x.grad, a.grad)]
+
+
+def check_contract(family, form, dtype):
+    x, a = make_grid(dtype)
+    got = evaluate(family, form, x, a, dtype)
+    ref = reference_arrays(family, form, x, a)
+    rtol, threshold, atol = RULES[dtype]
+    failures = []
+    for name, g, (exact, scale) in zip(("value", "d/dx", "d/dalpha"), got, ref):
+        bad_finite = ~np.isfinite(g)
+        err = np.array([float(abs(mp.mpf(float(gi)) - e)) for gi, e in zip(g, exact)])
+        bound = np.where(scale >= threshold, rtol * scale, atol)
+        bad = bad_finite | (err > bound)
+        for i in np.flatnonzero(bad)[:5]:
+            failures.append(
+                f"{family}/{form} {name} x={x[i]!r} alpha={a[i]!r}: got {g[i]!r}, exact {mp.nstr(exact[i], 17)}"
+                f" (rel err {err[i] / max(scale[i], 1e-320):.3g})"
+            )
+        if bad.any():
+            failures.append(f"{family}/{form} {name}: {int(bad.sum())} of {len(g)} points outside the contract")
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("family,form", ALL, ids=[f"{f}-{g}" for f, g in ALL])
+def test_contract_eager(family, form, dtype, eager_backend):
+    check_contract(family, form, dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("family,form", MAIN, ids=[f"{f}-{g}" for f, g in MAIN])
+def test_contract_compiled(family, form, dtype, compile_backend):
+    check_contract(family, form, dtype)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("family,form", [p for p in ALL if p not in MAIN], ids=str)
+def test_contract_compiled_other_families(family, form, dtype, compile_backend):
+    check_contract(family, form, dtype)
+
+
+@pytest.fixture
+def eager_backend():
+    previous = actadapt.get_backend()
+    actadapt.set_backend("eager")
+    yield
+    actadapt.set_backend(previous)
+
+
+@pytest.fixture
+def compile_backend():
+    previous = actadapt.get_backend()
+    actadapt.set_backend("compile")
+    yield
+    actadapt.set_backend(previous)
+
+
+# ------------------------------------------------------------------------------------ limits
+@pytest.mark.parametrize("x", [-30.0, -3.0, -0.5, 0.0, 0.7, 2.0, 4.0])
+def test_gumbel_alpha_one_is_sigmoid(x):
+    xt = torch.tensor([x], dtype=torch.float64)
+    got = AF.adaptive_gumbel(xt, torch.tensor(1.0, dtype=torch.float64))
+    torch.testing.assert_close(got, torch.sigmoid(xt), rtol=1e-14, atol=0)
+
+
+def test_gumbel_small_alpha_tends_to_gumbel_cdf_continuously():
+    x = torch.linspace(-30, 3.5, 301, dtype=torch.float64)
+    gumbel = -torch.expm1(-torch.exp(x))
+    previous = None
+    for a in [1e-2, 1e-4, 1e-6, 1e-9, 1e-12, 1e-300, 0.0]:
+        got = AF.adaptive_gumbel(x, torch.tensor(a, dtype=torch.float64))
+        gap = ((got - gumbel).abs() / gumbel).max().item()
+        assert gap <= max(5 * a * math.exp(3.5), 1e-14), (a, gap)  # O(alpha e^x) from the Taylor series
+        if previous is not None:
+            assert gap <= previous + 1e-15
+        previous = gap
+
+
+def test_adaptive_relu_large_alpha_tends_to_relu():
+    x = torch.linspace(-3, 3, 61, dtype=torch.float64)
+    for a in [10.0, 1e3, 1e6]:
+        gap = (AF.adaptive_relu(x, torch.tensor(a, dtype=torch.float64)) - torch.relu(x)).abs().max().item()
+        assert gap <= 1.0 / (math.e * a) + 1e-15  # max_x x e^{-a x} = 1/(e a)
+
+
+def test_swish_alpha_one_is_silu_and_gated_normal_is_gelu():
+    x = torch.linspace(-8, 8, 101, dtype=torch.float64)
+    one = torch.tensor(1.0, dtype=torch.float64)
+    torch.testing.assert_close(AF.swish(x, one), torch.nn.functional.silu(x), rtol=1e-14, atol=1e-300)
+    gelu = AF.adaptive_activation(x, one, "normal", "gated")
+    # F.gelu's 0.5 (1 + erf(x/sqrt 2)) cancels in the lower tail (1.8% off at x = -8): compare with mpmath
+    exact = torch.tensor([float(mp.mpf(v) * mp.ncdf(v)) for v in x.tolist()], dtype=torch.float64)
+    torch.testing.assert_close(gelu, exact, rtol=1e-14, atol=1e-300)
+    torch.testing.assert_close(gelu[x > -3], torch.nn.functional.gelu(x)[x > -3], rtol=1e-13, atol=1e-300)
+
+
+@pytest.mark.parametrize("family", sorted(available_families()))
+def test_every_family_is_a_cdf(family):
+    x = torch.linspace(-5000, 5000, 20001, dtype=torch.float64)
+    for a in [0.1, 1.0, 30.0]:
+        F = AF.adaptive_activation(x, torch.tensor(a, dtype=torch.float64), family, "bounded")
+        assert (F >= 0).all() and (F <= 1).all()
+        assert (F[1:] >= F[:-1]).all(), "a cdf is non-decreasing"
+        assert F[0] < 1e-3 and F[-1] > 1 - 1e-3  # the Cauchy tail at |alpha x| = 500 is 6e-4
+
+
+# --------------------------------------------------------------------------- autograd checks
+def _small_inputs(family, per_neuron: bool):
+    g = torch.Generator().manual_seed(1)
+    x = (torch.randn(3, 4, 5, generator=g, dtype=torch.float64) * 2).requires_grad_()
+    shape = (4, 1) if per_neuron else ()
+    a = (torch.rand(shape, generator=g, dtype=torch.float64) * 2 + 0.2).requires_grad_()
+    return x, a
+
+
+@pytest.mark.parametrize("per_neuron", [False, True], ids=["shared", "per-channel"])
+@pytest.mark.parametrize("family,form", ALL, ids=[f"{f}-{g}" for f, g in ALL])
+def test_gradcheck_and_gradgradcheck(family, form, per_neuron, eager_backend):
+    x, a = _small_inputs(family, per_neuron)
+    fn = lambda x, a: AF.adaptive_activation(x, a, family, form)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (x, a))
+    assert torch.autograd.gradgradcheck(fn, (x, a))
+
+
+@pytest.mark.parametrize("family,form", ALL, ids=[f"{f}-{g}" for f, g in ALL])
+def test_custom_backward_matches_plain_autograd_twin(family, form, eager_backend):
+    """The analytic backward against autograd through the very same stable forward formula."""
+    fam = actadapt.get_family(family)
+    x, a = _small_inputs(family, per_neuron=True)
+    y = AF.adaptive_activation(x, a, family, form)
+    gy = torch.randn_like(y)
+    gx, ga = torch.autograd.grad(y, (x, a), gy)
+    twin = fam.cdf(x, a) * (x if form == "gated" else 1)
+    tx, ta = torch.autograd.grad(twin, (x, a), gy)
+    torch.testing.assert_close(y, twin, rtol=1e-14, atol=1e-300)
+    torch.testing.assert_close(gx, tx, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(ga, ta, rtol=1e-12, atol=1e-14)
+
+
+def test_saves_only_inputs():
+    x = torch.randn(64, 8, requires_grad=True)
+    a = torch.ones(8, requires_grad=True)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        for fn in (AF.adaptive_gumbel, AF.adaptive_relu, AF.swish):
+            fn(x, a)
+    assert len(saved) == 6
+    assert all(t.data_ptr() in (x.data_ptr(), a.data_ptr()) for t in saved)
+
+
+def test_per_channel_alpha_gradient_is_summed_over_broadcast_axes():
+    x = torch.randn(2, 3, 4, 4, dtype=torch.float64, requires_grad=True)
+    a = torch.rand(3, 1, 1, dtype=torch.float64).add(0.5).requires_grad_()
+    AF.adaptive_gumbel(x, a).sum().backward()
+    a_full = a.detach().expand(2, 3, 4, 4).clone().requires_grad_()
+    AF.adaptive_gumbel(x.detach(), a_full).sum().backward()
+    torch.testing.assert_close(a.grad, a_full.grad.sum(dim=(0, 2, 3)).reshape(3, 1, 1), rtol=1e-12, atol=1e-14)
+
+
+# --------------------------------------------------------------------- dtypes and bad input
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
+@pytest.mark.parametrize("family,form", ALL, ids=[f"{f}-{g}" for f, g in ALL])
+def test_half_precision_forward_is_finite_and_close(family, form, dtype, eager_backend):
+    x64, a64 = make_grid(torch.float32, n_random=200)
+    x = torch.tensor(x64).to(dtype)
+    a = torch.tensor(a64).to(dtype).clamp_min(torch.finfo(dtype).tiny)
+    y = AF.adaptive_activation(x, a, family, form)
+    assert y.dtype == dtype
+    assert torch.isfinite(y).all()
+    y32 = AF.adaptive_activation(x.float(), a.float(), family, form)
+    tol = torch.finfo(dtype).eps
+    err = (y.float() - y32.to(dtype).float()).abs()
+    assert (err <= tol * y32.abs() + torch.finfo(dtype).tiny).all()
+
+
+def test_bad_inputs_name_the_problem():
+    with pytest.raises(TypeError, match="floating-point"):
+        AF.swish(torch.arange(3), torch.tensor(1.0))
+    with pytest.raises(TypeError, match="alpha"):
+        AF.swish(torch.zeros(3), 1.0)
+    with pytest.raises(ValueError, match="valid forms: bounded, gated"):
+        AF.adaptive_activation(torch.zeros(3), torch.tensor(1.0), "gumbel", "gate")
+    with pytest.raises(ValueError, match="valid families: .*cauchy.*gumbel"):
+        AF.adaptive_activation(torch.zeros(3), torch.tensor(1.0), "gumble")
