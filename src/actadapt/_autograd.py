@@ -24,7 +24,7 @@ from typing import Callable, Tuple
 import torch
 from torch import Tensor
 
-from . import _backend
+from . import _backend, _native
 from .families import CdfFamily
 
 __all__ = ["cdf_activation", "activation_forward", "activation_backward", "reduce_to_shape"]
@@ -95,12 +95,50 @@ def _kernel(kind: str, family: CdfFamily, gated: bool, *spec) -> Tuple[Callable,
     return fn, key
 
 
+def _native_plan(family: CdfFamily, gated: bool, x: Tensor, alpha: Tensor):
+    """``(module, kernel id, dtype, (outer, C, inner))`` when the fused C++ kernel applies, else ``None``."""
+    backend = _backend.get_backend()
+    kernel_id = _native.NATIVE_FAMILIES.get((family.name, gated))
+    if (
+        backend not in ("auto", "native")
+        or kernel_id is None
+        or x.device.type != "cpu"
+        or alpha.device.type != "cpu"
+        or x.numel() == 0
+        or torch.compiler.is_compiling()
+    ):
+        return None
+    shape = _native.layout(x, alpha)
+    if shape is None:
+        return None
+    module = _native.load()
+    if module is None:
+        if backend == "native":
+            raise RuntimeError("actadapt: backend 'native' was asked for, but the C++ kernel could not be built")
+        return None
+    return module, kernel_id, compute_dtype(x, alpha), shape
+
+
 def _run_forward(family: CdfFamily, gated: bool, x: Tensor, alpha: Tensor) -> Tensor:
+    plan = _native_plan(family, gated, x, alpha)
+    if plan is not None:
+        module, kernel_id, dtype, (outer, C, inner) = plan
+        xc = x.to(dtype).contiguous()
+        ac = alpha.to(dtype).contiguous().reshape(C)
+        return module.forward(xc, ac, kernel_id, outer, C, inner).to(x.dtype)
     fn, key = _kernel("fwd", family, gated, x.dtype, alpha.dtype, x.dim(), tuple(alpha.shape) == ())
     return _backend.run(fn, key, x, alpha)
 
 
 def _run_backward(family: CdfFamily, gated: bool, grad: Tensor, x: Tensor, alpha: Tensor, eager: bool = False):
+    plan = None if eager else _native_plan(family, gated, x, alpha)
+    if plan is not None:
+        module, kernel_id, dtype, (outer, C, inner) = plan
+        gc = grad.to(dtype).contiguous()
+        xc = x.to(dtype).contiguous()
+        ac = alpha.to(dtype).contiguous().reshape(C)
+        gx, ga = module.backward(gc, xc, ac, kernel_id, outer, C, inner)
+        return gx.to(x.dtype), ga.reshape(alpha.shape).to(alpha.dtype)
     pattern = tuple(n == 1 for n in alpha.shape)
     fn, key = _kernel("bwd", family, gated, x.dtype, alpha.dtype, grad.dtype, x.dim(), alpha.dim(), pattern)
     return fn(grad, x, alpha) if eager else _backend.run(fn, key, grad, x, alpha)

@@ -1,9 +1,11 @@
 """Which implementation runs the pure forward/backward functions: fused by ``torch.compile``, or eager.
 
-* ``"auto"`` (default): fuse with ``torch.compile`` on CPU and CUDA; if compiling fails (no C++ compiler,
-  an unsupported platform) warn once and run eager from then on.
-* ``"compile"``: fuse, and raise if that fails.
-* ``"eager"``: plain PyTorch operations, no compiler (fast start-up, ~3-8x slower per call).
+* ``"auto"`` (default): on CPU, the fused C++ kernel (:mod:`actadapt._native`) for the three paper
+  activations; ``torch.compile`` for every other built-in family and on CUDA; if a compiler is missing,
+  warn once and run eager from then on.
+* ``"native"``: the C++ kernel where it applies (raise if it cannot be built), eager elsewhere.
+* ``"compile"``: ``torch.compile`` everywhere, and raise if that fails.
+* ``"eager"``: plain PyTorch operations, no compiler (fast start-up, several times slower per call).
 
 Set it with :func:`set_backend` or the environment variable ``ACTADAPT_BACKEND``. Both paths evaluate the
 very same functions, so they meet the same accuracy contract (the tests run both).
@@ -20,7 +22,7 @@ import torch
 
 __all__ = ["set_backend", "get_backend", "BACKENDS"]
 
-BACKENDS = ("auto", "compile", "eager")
+BACKENDS = ("auto", "native", "compile", "eager")
 
 _state = {"backend": None, "compile_failed": False}
 _compiled: dict[Hashable, Callable] = {}
@@ -33,7 +35,7 @@ def _check(name: str) -> str:
 
 
 def set_backend(name: str) -> None:
-    """Choose ``"auto"``, ``"compile"`` or ``"eager"`` for every adaptive activation in this process."""
+    """Choose ``"auto"``, ``"native"``, ``"compile"`` or ``"eager"`` for every adaptive activation here."""
     _state["backend"] = _check(name)
     _state["compile_failed"] = False
 
@@ -65,7 +67,7 @@ def run(fn: Callable, key: Hashable, *args):
     backend = get_backend()
     tensor = args[0]
     if (
-        backend == "eager"
+        backend in ("eager", "native")
         or _state["compile_failed"]
         or torch.compiler.is_compiling()
         or tensor.device.type not in ("cpu", "cuda")

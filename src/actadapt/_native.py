@@ -1,0 +1,89 @@
+"""The optional fused C++ CPU kernel (csrc/activations.cpp) for the three paper activations.
+
+Built on first use with ``torch.utils.cpp_extension`` (about a minute, once; cached in
+``$TORCH_EXTENSIONS_DIR`` or ``~/.cache/torch_extensions``), so ``pip install`` stays pure Python. If it
+cannot be built (no C++ compiler, no headers), :func:`load` returns ``None`` after one warning and the
+torch.compile / eager path runs instead. It evaluates the same formulas as :mod:`actadapt.families` and is
+tested against the same mpmath reference.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import threading
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+__all__ = ["load", "NATIVE_FAMILIES", "layout"]
+
+# (family name, gated) -> kernel id in activations.cpp
+NATIVE_FAMILIES = {("gumbel", False): 0, ("exponential", True): 1, ("logistic", True): 2}
+
+_SOURCE = Path(__file__).with_name("csrc") / "activations.cpp"
+_state: dict = {"module": None, "failed": False}
+_lock = threading.Lock()
+
+
+def _cflags() -> list[str]:
+    flags = ["-O3"]
+    capability = torch.backends.cpu.get_cpu_capability()
+    if platform.machine().lower() in ("x86_64", "amd64") and capability in ("AVX2", "AVX512"):
+        # AVX2 code runs on every AVX2/AVX-512 machine and links against the Sleef copy inside libtorch.
+        flags += ["-mavx2", "-mfma", "-DCPU_CAPABILITY=AVX2", "-DCPU_CAPABILITY_AVX2"]
+    return flags
+
+
+def load() -> Optional[object]:
+    """The compiled extension module, building it on first call; ``None`` if it cannot be built."""
+    if _state["module"] is not None or _state["failed"]:
+        return _state["module"]
+    with _lock:
+        if _state["module"] is None and not _state["failed"]:
+            try:
+                from torch.utils.cpp_extension import load as build
+
+                tag = "avx2" if "-mavx2" in _cflags() else "generic"
+                _state["module"] = build(
+                    name=f"actadapt_native_v2_{tag}",
+                    sources=[str(_SOURCE)],
+                    extra_cflags=_cflags(),
+                    verbose=os.environ.get("ACTADAPT_VERBOSE_BUILD") == "1",
+                )
+            except Exception as err:  # no compiler, headers or linker: fall back, once, loudly
+                _state["failed"] = True
+                lines = str(err).strip().splitlines()
+                detail = next((ln for ln in lines if "error" in ln.lower() and ".cpp" in ln), lines[0] if lines else "")
+                warnings.warn(
+                    f"actadapt: the fused C++ kernel could not be built ({type(err).__name__}: {detail}); "
+                    "using torch.compile/eager instead (same results, slower).",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+    return _state["module"]
+
+
+def layout(x: Tensor, alpha: Tensor) -> Optional[tuple[int, int, int]]:
+    """``(outer, C, inner)`` such that ``x`` is ``(outer, C, inner)`` and ``alpha`` varies along C only.
+
+    ``None`` when alpha varies along more than one axis of ``x`` (the generic path handles that).
+    """
+    shape = list(x.shape)
+    a_shape = [1] * (len(shape) - alpha.dim()) + list(alpha.shape)
+    varying = [i for i, n in enumerate(a_shape) if n != 1]
+    if not varying:
+        return 1, 1, x.numel()
+    if len(varying) > 1 or a_shape[varying[0]] != shape[varying[0]]:
+        return None
+    d = varying[0]
+    outer = 1
+    for n in shape[:d]:
+        outer *= n
+    inner = 1
+    for n in shape[d + 1:]:
+        inner *= n
+    return outer, shape[d], inner

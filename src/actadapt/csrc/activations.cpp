@@ -1,0 +1,371 @@
+// Fused CPU kernels for the three paper activations: one pass forward, one pass backward.
+//
+// The formulas are those of actadapt/families.py (their docstrings derive them); this file only
+// re-expresses them with ATen's SIMD type, so that
+//   * the backward writes grad_x and accumulates grad_alpha in the same pass over (grad, x)
+//     (torch.compile splits that into two passes, one of them a slow column reduction);
+//   * each SIMD vector evaluates only the branch its lanes need (Gumbel's two regimes);
+//   * expm1/log1p are Sleef's accurate ones (torch.compile on CPU lowers expm1 to exp - 1).
+// The tests hold this path to the same accuracy contract as the eager one (mpmath reference).
+//
+// Layout: x is contiguous and viewed as (outer, C, inner); alpha has C entries (C = 1: shared).
+//   inner > 1: each row (o, c) has one alpha, and rows are vectorised along inner;
+//   inner = 1: alpha varies along the contiguous axis (dense per-feature), vectorised along C.
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+#include <ATen/cpu/vec/vec.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <mutex>
+#include <vector>
+
+namespace {
+
+template <typename T>
+using Vec = at::vec::Vectorized<T>;
+
+template <typename T>
+inline Vec<T> select(const Vec<T>& mask, const Vec<T>& if_true, const Vec<T>& if_false) {
+  return Vec<T>::blendv(if_false, if_true, mask);
+}
+
+// alpha with what every kernel would otherwise recompute per element: log(alpha) and 1/alpha.
+template <typename T>
+struct Alpha {
+  Vec<T> a, log_a, inv_a;
+};
+
+template <typename T>
+inline bool all_lanes(const Vec<T>& mask) { return mask.zero_mask() == 0; }
+
+template <typename T>
+inline bool no_lane(const Vec<T>& mask) { return mask.zero_mask() == (1 << Vec<T>::size()) - 1; }
+
+// 1 - e^{-t} for t >= 0 (t = +inf allowed), given E = e^{-t}: 1 - E where t >= 1/2 (or t = 0: exactly 0),
+// else the Taylor
+// series t * sum_k (-t)^k/(k+1)!, truncated below the dtype's epsilon. Cheaper than Sleef's expm1
+// (about twice an exp), and exact where 1 - E would cancel.
+template <typename T>
+inline Vec<T> one_minus_exp_neg(const Vec<T>& t, const Vec<T>& E) {
+  using V = Vec<T>;
+  const V one(T(1));
+  const V series = (t < V(T(0.5))) & (t > V(T(0)));
+  if (no_lane(series)) return one - E;
+  // 1/(k+1)! for k = 0..14; float needs the first 9 terms, double 15.
+  static constexpr double kInvFact[15] = {1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040,
+                                          1.0 / 40320, 1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800,
+                                          1.0 / 479001600, 1.0 / 6227020800.0, 1.0 / 87178291200.0,
+                                          1.0 / 1307674368000.0};
+  constexpr int kTerms = sizeof(T) == 4 ? 9 : 15;
+  const V minus_t = t.neg();
+  V acc = V(static_cast<T>(kInvFact[kTerms - 1]));
+  for (int k = kTerms - 2; k >= 0; --k) acc = at::vec::fmadd(acc, minus_t, V(T(kInvFact[k])));
+  return select(series, t * acc, one - E);
+}
+
+// ------------------------------------------------------------------ Box-Cox-Gumbel, bounded (eq. 1)
+template <typename T>
+struct Gumbel {
+  using V = Vec<T>;
+  // L = log(1 + a e^x)/a, D = dL/dx = e^x/(1 + a e^x), w = a D; see families._gumbel_core.
+  // For alpha >= 1e-7 (every lane) one formula covers both regimes: with u = log(alpha) + x and
+  // E = exp(-|u|), alpha L = log(1 + e^u) = max(u, 0) + log1p(E), w = sigmoid(u) = (u > 0 ? 1 : E)/(1 + E),
+  // D = w / alpha. e^u stays a normal number wherever e^x is above the contract's thresholds as long as
+  // alpha >= ~2e-8, so nothing is lost; smaller alpha (down to the alpha -> 0 Gumbel limit) takes the
+  // two-regime form of families._gumbel_core.
+  static inline bool unified(const Alpha<T>& p) { return all_lanes(p.a >= V(T(1e-7))); }
+  static inline void core(const V& x, const Alpha<T>& p, V& L, V& D, V& w) {
+    const V one(T(1)), zero(T(0));
+    const V& a = p.a;
+    const V& log_a = p.log_a;
+    const V u = log_a + x;
+    if (unified(p)) {
+      const V E = u.abs().neg().exp();
+      const V inv = one / (one + E);
+      const V positive = u > zero;
+      L = (at::vec::maximum(u, zero) + E.log1p()) * p.inv_a;
+      w = select(positive, inv, E * inv);
+      D = w * p.inv_a;
+      return;
+    }
+    const V small = u <= zero;
+    V L_s, D_s, w_s, L_b, D_b, w_b;
+    const bool any_small = !no_lane(small), any_big = !all_lanes(small);
+    if (any_small) {  // alpha e^x <= 1
+      const V z = at::vec::minimum(x, log_a.neg()).exp();
+      const V v = a * z;
+      const V normal = v > V(std::sqrt(std::numeric_limits<T>::min()));
+      const V v_safe = select(normal, v, one);
+      const V log1p_over_v = select(normal, v_safe.log1p() / v_safe, one);
+      const V one_plus_v = one + v;
+      L_s = z * log1p_over_v;
+      D_s = z / one_plus_v;
+      w_s = v / one_plus_v;
+    }
+    if (any_big) {  // alpha e^x > 1
+      const V u_b = at::vec::maximum(u, zero);
+      const V a_b = select(small, one, a);
+      const V e = u_b.neg().exp();
+      w_b = one / (one + e);
+      L_b = (u_b + e.log1p()) / a_b;
+      D_b = w_b / a_b;
+    }
+    if (!any_big) { L = L_s; D = D_s; w = w_s; }
+    else if (!any_small) { L = L_b; D = D_b; w = w_b; }
+    else { L = select(small, L_s, L_b); D = select(small, D_s, D_b); w = select(small, w_s, w_b); }
+  }
+  static inline V chi(const V& w) {  // sum_{k>=2} w^(k-2)/k for w < 0.05 (error < 0.05^13/15 ~ 1e-18)
+    static constexpr double kInv[14] = {1.0 / 2, 1.0 / 3, 1.0 / 4, 1.0 / 5, 1.0 / 6, 1.0 / 7, 1.0 / 8,
+                                        1.0 / 9, 1.0 / 10, 1.0 / 11, 1.0 / 12, 1.0 / 13, 1.0 / 14, 1.0 / 15};
+    V acc = V(static_cast<T>(kInv[13]));
+    for (int k = 12; k >= 0; --k) acc = at::vec::fmadd(acc, w, V(T(kInv[k])));
+    return acc;
+  }
+  static inline V forward(const V& x, const Alpha<T>& p) {
+    V L, D, w;
+    if (unified(p)) {  // only L is needed here
+      const V u = p.log_a + x;
+      L = (at::vec::maximum(u, V(T(0))) + u.abs().neg().exp().log1p()) * p.inv_a;
+    } else {
+      core(x, p, L, D, w);
+    }
+    return one_minus_exp_neg<T>(L, L.neg().exp());
+  }
+  static inline void backward(const V& g, const V& x, const Alpha<T>& p, V& gx, V& ga) {
+    const V& a = p.a;
+    V L, D, w;
+    core(x, p, L, D, w);
+    const V S = L.neg().exp();
+    const V series = w < V(T(0.05));
+    V dL_da;
+    if (all_lanes(series)) {
+      dL_da = (D * D * chi(w)).neg();
+    } else if (no_lane(series)) {
+      dL_da = (D - L) * p.inv_a;
+    } else {
+      const V w_s = select(series, w, V(T(0)));
+      const V a_d = select(series, V(T(1)), a);
+      dL_da = select(series, (D * D * chi(w_s)).neg(), (D - L) / a_d);
+    }
+    gx = g * S * D;
+    ga = g * S * dL_da;
+  }
+};
+
+// --------------------------------------------------------------- exponential, gated (adaptive ReLU, eq. 2)
+template <typename T>
+struct ExponentialGated {
+  using V = Vec<T>;
+  static inline V forward(const V& x, const Alpha<T>& p) {
+    const V t = p.a * at::vec::maximum(x, V(T(0)));
+    return x * one_minus_exp_neg<T>(t, t.neg().exp());
+  }
+  // d/dx = F + t e^{-t}; d/da = x * x_+ e^{-t}; both vanish for x <= 0 (t = 0, x_+ = 0).
+  static inline void backward(const V& g, const V& x, const Alpha<T>& p, V& gx, V& ga) {
+    const V x_pos = at::vec::maximum(x, V(T(0)));
+    const V t = p.a * x_pos;
+    const V E = t.neg().exp();
+    gx = g * (one_minus_exp_neg<T>(t, E) + t * E);
+    ga = g * x * x_pos * E;
+  }
+};
+
+// ------------------------------------------------------------------ logistic, gated (Swish, eq. 3)
+template <typename T>
+struct LogisticGated {
+  using V = Vec<T>;
+  // (s(t), s(-t)) from one e = exp(-|t|), as families._sigmoid_pair.
+  static inline void pair(const V& t, V& s, V& s_neg, V& e, V& big) {
+    e = t.abs().neg().exp();
+    big = V(T(1)) / (V(T(1)) + e);
+    const V small = e * big;
+    const V positive = t >= V(T(0));
+    s = select(positive, big, small);
+    s_neg = select(positive, small, big);
+  }
+  static inline V forward(const V& x, const Alpha<T>& p) {
+    V s, s_neg, e, big;
+    pair(p.a * x, s, s_neg, e, big);
+    return x * s;
+  }
+  static inline void backward(const V& g, const V& x, const Alpha<T>& p, V& gx, V& ga) {
+    const V t = p.a * x;
+    V s, s_neg, e, big;
+    pair(t, s, s_neg, e, big);
+    const V density = s * s_neg;
+    gx = g * (s + t * density);
+    ga = g * x * x * density;
+  }
+};
+
+// ---------------------------------------------------------------------------------- drivers
+constexpr int64_t kGrainElements = 32768;
+
+// Per-channel log(alpha) and 1/alpha, computed once per call.
+template <typename T>
+struct AlphaTable {
+  std::vector<T> a, log_a, inv_a;
+  AlphaTable(const T* alpha, int64_t C) : a(alpha, alpha + C), log_a(C), inv_a(C) {
+    for (int64_t c = 0; c < C; ++c) {
+      log_a[c] = std::log(alpha[c]);
+      inv_a[c] = T(1) / alpha[c];
+    }
+  }
+  Alpha<T> row(int64_t c) const { return {Vec<T>(a[c]), Vec<T>(log_a[c]), Vec<T>(inv_a[c])}; }
+  Alpha<T> lanes(int64_t c, int64_t n) const {  // lanes past n get alpha = 1
+    const Vec<T> one(T(1)), zero(T(0));
+    return {Vec<T>::set(one, Vec<T>::loadu(a.data() + c, n), n), Vec<T>::set(zero, Vec<T>::loadu(log_a.data() + c, n), n),
+            Vec<T>::set(one, Vec<T>::loadu(inv_a.data() + c, n), n)};
+  }
+};
+
+template <typename T, template <typename> class Fam>
+void forward_kernel(const T* x, const T* alpha, T* y, int64_t outer, int64_t C, int64_t inner) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::size();
+  const AlphaTable<T> table(alpha, C);
+  if (inner > 1) {
+    const int64_t grain = std::max<int64_t>(1, kGrainElements / inner);
+    at::parallel_for(0, outer * C, grain, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        const Alpha<T> p = table.row(r % C);
+        const T* xr = x + r * inner;
+        T* yr = y + r * inner;
+        for (int64_t i = 0; i < inner; i += W) {
+          const int64_t n = std::min(W, inner - i);
+          Fam<T>::forward(V::loadu(xr + i, n), p).store(yr + i, n);
+        }
+      }
+    });
+  } else {
+    const int64_t grain = std::max<int64_t>(1, kGrainElements / C);
+    at::parallel_for(0, outer, grain, [&](int64_t begin, int64_t end) {
+      for (int64_t o = begin; o < end; ++o) {
+        for (int64_t c = 0; c < C; c += W) {
+          const int64_t n = std::min(W, C - c);
+          Fam<T>::forward(V::loadu(x + o * C + c, n), table.lanes(c, n)).store(y + o * C + c, n);
+        }
+      }
+    });
+  }
+}
+
+template <typename T, template <typename> class Fam>
+void backward_kernel(const T* g, const T* x, const T* alpha, T* gx, double* ga_total,
+                     int64_t outer, int64_t C, int64_t inner) {
+  using V = Vec<T>;
+  constexpr int64_t W = V::size();
+  const AlphaTable<T> table(alpha, C);
+  std::mutex merge;
+  if (inner > 1) {
+    const int64_t grain = std::max<int64_t>(1, kGrainElements / inner);
+    at::parallel_for(0, outer * C, grain, [&](int64_t begin, int64_t end) {
+      std::vector<double> acc(C, 0.0);
+      alignas(64) T lanes[W];
+      for (int64_t r = begin; r < end; ++r) {
+        const int64_t c = r % C;
+        const Alpha<T> p = table.row(c);
+        const int64_t off = r * inner;
+        V row_sum(T(0));
+        for (int64_t i = 0; i < inner; i += W) {
+          const int64_t n = std::min(W, inner - i);
+          V gxv, gav;
+          Fam<T>::backward(V::loadu(g + off + i, n), V::loadu(x + off + i, n), p, gxv, gav);
+          gxv.store(gx + off + i, n);
+          row_sum = row_sum + (n == W ? gav : V::set(V(T(0)), gav, n));
+        }
+        row_sum.store(lanes);
+        double s = 0.0;
+        for (int64_t l = 0; l < W; ++l) s += lanes[l];
+        acc[c] += s;
+      }
+      std::lock_guard<std::mutex> lock(merge);
+      for (int64_t c = 0; c < C; ++c) ga_total[c] += acc[c];
+    });
+  } else {
+    // alpha along the contiguous axis: accumulate grad_alpha in SIMD registers' precision for up to
+    // kFlushRows rows, then into double, so long columns keep their accuracy.
+    constexpr int64_t kFlushRows = 64;
+    const int64_t C_pad = (C + W - 1) / W * W;
+    const int64_t grain = std::max<int64_t>(1, kGrainElements / C);
+    at::parallel_for(0, outer, grain, [&](int64_t begin, int64_t end) {
+      std::vector<double> acc(C, 0.0);
+      std::vector<T> partial(C_pad, T(0));
+      const auto flush = [&] {
+        for (int64_t c = 0; c < C; ++c) { acc[c] += partial[c]; partial[c] = T(0); }
+      };
+      for (int64_t o = begin; o < end; ++o) {
+        for (int64_t c = 0; c < C; c += W) {
+          const int64_t n = std::min(W, C - c);
+          V gxv, gav;
+          Fam<T>::backward(V::loadu(g + o * C + c, n), V::loadu(x + o * C + c, n), table.lanes(c, n), gxv, gav);
+          gxv.store(gx + o * C + c, n);
+          (V::loadu(partial.data() + c) + gav).store(partial.data() + c);
+        }
+        if ((o - begin + 1) % kFlushRows == 0) flush();
+      }
+      flush();
+      std::lock_guard<std::mutex> lock(merge);
+      for (int64_t c = 0; c < C; ++c) ga_total[c] += acc[c];
+    });
+  }
+}
+
+enum Family : int64_t { kGumbel = 0, kExponentialGated = 1, kLogisticGated = 2 };
+
+void check(const torch::Tensor& x, const torch::Tensor& alpha, int64_t outer, int64_t C, int64_t inner) {
+  TORCH_CHECK(x.device().is_cpu() && alpha.device().is_cpu(), "actadapt native kernel: CPU tensors only");
+  TORCH_CHECK(x.is_contiguous() && alpha.is_contiguous(), "actadapt native kernel: contiguous tensors only");
+  TORCH_CHECK(x.scalar_type() == alpha.scalar_type(), "actadapt native kernel: x and alpha dtypes differ");
+  TORCH_CHECK(outer * C * inner == x.numel() && alpha.numel() == C, "actadapt native kernel: bad layout");
+}
+
+torch::Tensor forward(torch::Tensor x, torch::Tensor alpha, int64_t family, int64_t outer, int64_t C,
+                      int64_t inner) {
+  check(x, alpha, outer, C, inner);
+  auto y = torch::empty_like(x);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "actadapt_forward", [&] {
+    const auto* xp = x.data_ptr<scalar_t>();
+    const auto* ap = alpha.data_ptr<scalar_t>();
+    auto* yp = y.data_ptr<scalar_t>();
+    switch (family) {
+      case kGumbel: forward_kernel<scalar_t, Gumbel>(xp, ap, yp, outer, C, inner); break;
+      case kExponentialGated: forward_kernel<scalar_t, ExponentialGated>(xp, ap, yp, outer, C, inner); break;
+      case kLogisticGated: forward_kernel<scalar_t, LogisticGated>(xp, ap, yp, outer, C, inner); break;
+      default: TORCH_CHECK(false, "actadapt native kernel: unknown family ", family);
+    }
+  });
+  return y;
+}
+
+std::vector<torch::Tensor> backward(torch::Tensor grad, torch::Tensor x, torch::Tensor alpha, int64_t family,
+                                    int64_t outer, int64_t C, int64_t inner) {
+  check(x, alpha, outer, C, inner);
+  TORCH_CHECK(grad.is_contiguous() && grad.scalar_type() == x.scalar_type() && grad.numel() == x.numel(),
+              "actadapt native kernel: grad must match x");
+  auto gx = torch::empty_like(x);
+  auto ga = torch::zeros({C}, x.options().dtype(torch::kFloat64));
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "actadapt_backward", [&] {
+    const auto* gp = grad.data_ptr<scalar_t>();
+    const auto* xp = x.data_ptr<scalar_t>();
+    const auto* ap = alpha.data_ptr<scalar_t>();
+    auto* gxp = gx.data_ptr<scalar_t>();
+    auto* gap = ga.data_ptr<double>();
+    switch (family) {
+      case kGumbel: backward_kernel<scalar_t, Gumbel>(gp, xp, ap, gxp, gap, outer, C, inner); break;
+      case kExponentialGated: backward_kernel<scalar_t, ExponentialGated>(gp, xp, ap, gxp, gap, outer, C, inner); break;
+      case kLogisticGated: backward_kernel<scalar_t, LogisticGated>(gp, xp, ap, gxp, gap, outer, C, inner); break;
+      default: TORCH_CHECK(false, "actadapt native kernel: unknown family ", family);
+    }
+  });
+  return {gx, ga.to(x.scalar_type())};
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("forward", &forward, "fused adaptive activation forward");
+  m.def("backward", &backward, "fused adaptive activation backward: (grad_x, grad_alpha summed to (C,))");
+}
