@@ -157,30 +157,6 @@ def test_contract_compiled_other_families(family, form, dtype, compile_backend):
     check_contract(family, form, dtype)
 
 
-@pytest.fixture
-def eager_backend():
-    previous = actadapt.get_backend()
-    actadapt.set_backend("eager")
-    yield
-    actadapt.set_backend(previous)
-
-
-@pytest.fixture
-def native_backend():
-    previous = actadapt.get_backend()
-    actadapt.set_backend("native")
-    yield
-    actadapt.set_backend(previous)
-
-
-@pytest.fixture
-def compile_backend():
-    previous = actadapt.get_backend()
-    actadapt.set_backend("compile")
-    yield
-    actadapt.set_backend(previous)
-
-
 # ------------------------------------------------------------------------------------ limits
 @pytest.mark.parametrize("x", [-30.0, -3.0, -0.5, 0.0, 0.7, 2.0, 4.0])
 def test_gumbel_alpha_one_is_sigmoid(x):

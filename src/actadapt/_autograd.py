@@ -91,7 +91,8 @@ def _kernel(kind: str, family: CdfFamily, gated: bool, *spec) -> Tuple[Callable,
     fn = _kernels.get(key)
     if fn is None:
         fn = _make_forward(family, gated, spec[0]) if kind == "fwd" else _make_backward(family, gated)
-        _kernels[key] = fn
+        if not torch.compiler.is_compiling():  # dynamo may not trace a mutation of module state
+            _kernels[key] = fn
     return fn, key
 
 

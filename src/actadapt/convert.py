@@ -73,13 +73,16 @@ ACTIVATIONS: dict[str, Callable[..., nn.Module]] = {
     "gelu": _normal_gated,
 }
 
-#: ``activation="auto"``: like for like. Sigmoid-shaped activations become the adaptive Gumbel (alpha=1 is
-#: the sigmoid), ReLU-like ones the adaptive ReLU, SiLU-like ones Swish, GELU the gated normal cdf. Note that
-#: Tanh and Hardtanh (range -1..1) become a cdf (range 0..1).
+#: ``activation="auto"``: like for like, first ``isinstance`` match wins. Sigmoid-shaped (saturating)
+#: activations become the adaptive Gumbel (alpha=1 is the sigmoid), SiLU-like ones Swish (alpha=1 is SiLU),
+#: GELU the gated normal cdf (alpha=1 is GELU), everything else (ReLU-like) the adaptive ReLU. Note that Tanh
+#: and Hardtanh (range -1..1) become a cdf (range 0..1).
 AUTO: Tuple[Tuple[type, str], ...] = (
     (nn.Sigmoid, "gumbel"),
     (nn.Hardsigmoid, "gumbel"),
     (nn.Tanh, "gumbel"),
+    (nn.ReLU6, "relu"),  # a Hardtanh subclass
+    (nn.Hardtanh, "gumbel"),
     (nn.SiLU, "swish"),
     (nn.Hardswish, "swish"),
     (nn.Mish, "swish"),

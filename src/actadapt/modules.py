@@ -105,6 +105,7 @@ class AdaptiveActivation(nn.Module):
     """
 
     num_parameters: Optional[int]
+    _show_family = True  # extra_repr shows family and form (the named subclasses do not need to)
 
     def __init__(
         self,
@@ -180,6 +181,11 @@ class AdaptiveActivation(nn.Module):
                 f"{self._get_name()} has num_parameters=None and has not seen an input yet; "
                 "run a forward pass (or load a state_dict) to size alpha"
             )
+        return self._alpha()
+
+    def _alpha(self) -> Tensor:
+        # No lazy check here: forward runs after the lazy pre-hook, and torch.compile(fullgraph=True) cannot
+        # trace is_lazy().
         if self.parametrization == "exp":
             return torch.exp(self.rho)
         return F.softplus(self.rho)
@@ -230,7 +236,7 @@ class AdaptiveActivation(nn.Module):
         return alpha.reshape((n,) + (1,) * (input.dim() - axis - 1))
 
     def forward(self, input: Tensor) -> Tensor:
-        return adaptive_activation(input, self._alpha_view(self.alpha, input), self.family, self.form)
+        return adaptive_activation(input, self._alpha_view(self._alpha(), input), self.family, self.form)
 
     def extra_repr(self) -> str:
         parts = []
@@ -246,8 +252,6 @@ class AdaptiveActivation(nn.Module):
         if not self.trainable:
             parts.append("trainable=False")
         return ", ".join(parts)
-
-    _show_family = True
 
 
 class AdaptiveGumbel(AdaptiveActivation):

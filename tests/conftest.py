@@ -1,0 +1,44 @@
+"""Session-wide test settings.
+
+Every ``torch.compile`` costs 10-30 s on a small CPU machine, so the tests run the eager backend unless
+``ACTADAPT_BACKEND`` is set in the environment (``ACTADAPT_BACKEND=auto pytest`` runs everything through the
+compiler). Tests that need a given path ask for the ``eager_backend`` / ``compile_backend`` fixtures, which
+restore the previous backend afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("ACTADAPT_BACKEND", "eager")  # before actadapt is imported; spawned workers inherit it
+
+import pytest  # noqa: E402
+
+import actadapt  # noqa: E402
+
+
+def _use(name: str):
+    previous = actadapt.get_backend()
+    actadapt.set_backend(name)
+    try:
+        yield name
+    finally:
+        actadapt.set_backend(previous)
+
+
+@pytest.fixture
+def eager_backend():
+    """Run the test with the eager (uncompiled) backend."""
+    yield from _use("eager")
+
+
+@pytest.fixture
+def compile_backend():
+    """Run the test with the torch.compile backend (slow: mark the test ``slow``)."""
+    yield from _use("compile")
+
+
+@pytest.fixture
+def native_backend():
+    """Run the test with the fused C++ kernel where it applies (built on first use, about a minute)."""
+    yield from _use("native")
