@@ -42,3 +42,16 @@ def compile_backend():
 def native_backend():
     """Run the test with the fused C++ kernel where it applies (built on first use, about a minute)."""
     yield from _use("native")
+
+
+_SHARED_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data")
+
+
+@pytest.fixture(scope="session")
+def data_root() -> str:
+    """The real data sets (MNIST, movie reviews, word vectors, ISCX URLs): ``$ACTADAPT_DATA``, else the
+    ``shared/data`` folder beside the checkout (as in CI). Tests that need it are skipped without it."""
+    root = os.environ.get("ACTADAPT_DATA") or os.path.normpath(_SHARED_DATA)
+    if not os.path.isdir(root):
+        pytest.skip(f"real data not found at {root}; set ACTADAPT_DATA to a folder laid out like shared/data")
+    return root
