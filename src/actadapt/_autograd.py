@@ -98,16 +98,11 @@ def _kernel(kind: str, family: CdfFamily, gated: bool, *spec) -> Tuple[Callable,
 
 def _native_plan(family: CdfFamily, gated: bool, x: Tensor, alpha: Tensor):
     """``(module, kernel id, dtype, (outer, C, inner))`` when the fused C++ kernel applies, else ``None``."""
-    backend = _backend.get_backend()
     kernel_id = _native.NATIVE_FAMILIES.get((family.name, gated))
-    if (
-        backend not in ("auto", "native")
-        or kernel_id is None
-        or x.device.type != "cpu"
-        or alpha.device.type != "cpu"
-        or x.numel() == 0
-        or torch.compiler.is_compiling()
-    ):
+    if kernel_id is None or x.device.type != "cpu" or alpha.device.type != "cpu" or x.numel() == 0:
+        return None
+    backend = _backend.get_backend()
+    if backend not in ("auto", "native") or torch.compiler.is_compiling():
         return None
     shape = _native.layout(x, alpha)
     if shape is None:
@@ -120,50 +115,59 @@ def _native_plan(family: CdfFamily, gated: bool, x: Tensor, alpha: Tensor):
     return module, kernel_id, compute_dtype(x, alpha), shape
 
 
-def _run_forward(family: CdfFamily, gated: bool, x: Tensor, alpha: Tensor) -> Tensor:
-    plan = _native_plan(family, gated, x, alpha)
+def _as(t: Tensor, dtype: torch.dtype) -> Tensor:
+    return (t if t.dtype == dtype else t.to(dtype)).contiguous()
+
+
+def _native_forward(plan, x: Tensor, alpha: Tensor) -> Tensor:
+    module, kernel_id, dtype, (outer, C, inner) = plan
+    y = module.forward(_as(x, dtype), _as(alpha, dtype).reshape(C), kernel_id, outer, C, inner)
+    return y if y.dtype == x.dtype else y.to(x.dtype)
+
+
+def _native_backward(plan, grad: Tensor, x: Tensor, alpha: Tensor) -> Tuple[Tensor, Tensor]:
+    module, kernel_id, dtype, (outer, C, inner) = plan
+    gx, ga = module.backward(_as(grad, dtype), _as(x, dtype), _as(alpha, dtype).reshape(C), kernel_id, outer, C, inner)
+    return (gx if gx.dtype == x.dtype else gx.to(x.dtype)), ga.reshape(alpha.shape).to(alpha.dtype)
+
+
+def _run_forward(family: CdfFamily, gated: bool, x: Tensor, alpha: Tensor, plan=None) -> Tensor:
     if plan is not None:
-        module, kernel_id, dtype, (outer, C, inner) = plan
-        xc = x.to(dtype).contiguous()
-        ac = alpha.to(dtype).contiguous().reshape(C)
-        return module.forward(xc, ac, kernel_id, outer, C, inner).to(x.dtype)
+        return _native_forward(plan, x, alpha)
     fn, key = _kernel("fwd", family, gated, x.dtype, alpha.dtype, x.dim(), tuple(alpha.shape) == ())
     return _backend.run(fn, key, x, alpha)
 
 
 def _run_backward(family: CdfFamily, gated: bool, grad: Tensor, x: Tensor, alpha: Tensor, eager: bool = False):
-    plan = None if eager else _native_plan(family, gated, x, alpha)
-    if plan is not None:
-        module, kernel_id, dtype, (outer, C, inner) = plan
-        gc = grad.to(dtype).contiguous()
-        xc = x.to(dtype).contiguous()
-        ac = alpha.to(dtype).contiguous().reshape(C)
-        gx, ga = module.backward(gc, xc, ac, kernel_id, outer, C, inner)
-        return gx.to(x.dtype), ga.reshape(alpha.shape).to(alpha.dtype)
     pattern = tuple(n == 1 for n in alpha.shape)
     fn, key = _kernel("bwd", family, gated, x.dtype, alpha.dtype, grad.dtype, x.dim(), alpha.dim(), pattern)
     return fn(grad, x, alpha) if eager else _backend.run(fn, key, grad, x, alpha)
 
 
 class _CdfActivation(torch.autograd.Function):
-    """sigma_alpha(x) for a built-in family; saves x and alpha only."""
+    """sigma_alpha(x) for a built-in family; saves x and alpha only.
+
+    Written in the ``forward(ctx, ...)`` style: the ``setup_context`` style re-binds the call signature with
+    ``inspect`` on every call, which costs more than the whole kernel on small layers.
+    """
 
     @staticmethod
-    def forward(x: Tensor, alpha: Tensor, family: CdfFamily, gated: bool) -> Tensor:  # type: ignore[override]
-        return _run_forward(family, gated, x, alpha)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        x, alpha, family, gated = inputs
+    def forward(ctx, x: Tensor, alpha: Tensor, family: CdfFamily, gated: bool) -> Tensor:  # type: ignore[override]
+        plan = _native_plan(family, gated, x, alpha)
         ctx.save_for_backward(x, alpha)
-        ctx.family = family
-        ctx.gated = gated
+        ctx.family, ctx.gated, ctx.plan = family, gated, plan
+        return _run_forward(family, gated, x, alpha, plan)
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
         x, alpha = ctx.saved_tensors
-        # Under create_graph=True (double backward) stay in eager ops, which autograd differentiates.
-        gx, ga = _run_backward(ctx.family, ctx.gated, grad, x, alpha, eager=torch.is_grad_enabled())
+        if torch.is_grad_enabled():
+            # create_graph=True (double backward): eager ops, which autograd differentiates in turn.
+            gx, ga = _run_backward(ctx.family, ctx.gated, grad, x, alpha, eager=True)
+        elif ctx.plan is not None:
+            gx, ga = _native_backward(ctx.plan, grad, x, alpha)
+        else:
+            gx, ga = _run_backward(ctx.family, ctx.gated, grad, x, alpha)
         return (
             gx if ctx.needs_input_grad[0] else None,
             ga if ctx.needs_input_grad[1] else None,
@@ -179,4 +183,4 @@ def cdf_activation(x: Tensor, alpha: Tensor, family: CdfFamily, gated: bool) -> 
         return activation_forward(family, gated, x.to(dtype), alpha.to(dtype)).to(x.dtype)
     if torch.is_grad_enabled() and (x.requires_grad or alpha.requires_grad):
         return _CdfActivation.apply(x, alpha, family, gated)
-    return _run_forward(family, gated, x, alpha)
+    return _run_forward(family, gated, x, alpha, _native_plan(family, gated, x, alpha))

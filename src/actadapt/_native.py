@@ -29,8 +29,14 @@ _state: dict = {"module": None, "failed": False}
 _lock = threading.Lock()
 
 
+def _openmp() -> bool:
+    # at::parallel_for is a header template: it only spreads work over threads when this file is compiled
+    # with OpenMP, as libtorch is on Linux builds.
+    return "OpenMP" in torch.__config__.parallel_info() and platform.system() == "Linux"
+
+
 def _cflags() -> list[str]:
-    flags = ["-O3"]
+    flags = ["-O3"] + (["-fopenmp"] if _openmp() else [])
     capability = torch.backends.cpu.get_cpu_capability()
     if platform.machine().lower() in ("x86_64", "amd64") and capability in ("AVX2", "AVX512"):
         # AVX2 code runs on every AVX2/AVX-512 machine and links against the Sleef copy inside libtorch.
@@ -52,6 +58,7 @@ def load() -> Optional[object]:
                     name=f"actadapt_native_v2_{tag}",
                     sources=[str(_SOURCE)],
                     extra_cflags=_cflags(),
+                    extra_ldflags=["-fopenmp"] if _openmp() else [],
                     verbose=os.environ.get("ACTADAPT_VERBOSE_BUILD") == "1",
                 )
             except Exception as err:  # no compiler, headers or linker: fall back, once, loudly
