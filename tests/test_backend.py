@@ -77,7 +77,9 @@ def test_native_build_failure_falls_back_or_raises_when_forced(monkeypatch):
 @pytest.mark.parametrize(
     "x_shape,a_shape,expected",
     [((5, 3), (), (1, 1, 15)), ((2, 3, 4, 4), (3, 1, 1), (2, 3, 16)), ((2, 3, 4, 4), (1, 3, 1, 1), (2, 3, 16)),
-     ((7, 9), (9,), (7, 9, 1)), ((2, 5, 6), (5, 6), None), ((4, 6), (1, 1), (1, 1, 24))],
+     ((7, 9), (9,), (7, 9, 1)), ((2, 5, 6), (5, 6), (2, 30, 1)), ((4, 6), (1, 1), (1, 1, 24)),
+     ((20, 8, 10), (8, 10), (20, 80, 1)), ((8, 20, 10), (8, 1, 10), None), ((2, 3, 1, 5), (3, 1, 5), (2, 15, 1)),
+     ((2, 3, 4, 5), (3, 4, 1), (2, 12, 5))],
 )
 def test_native_layout(x_shape, a_shape, expected):
     assert _native.layout(torch.empty(x_shape), torch.empty(a_shape)) == expected

@@ -125,7 +125,7 @@ def test_contract_native(family, form, dtype, native_backend):
     check_contract(family, form, dtype)
 
 
-@pytest.mark.parametrize("layout", ["shared", "per-channel", "per-feature", "tail"])
+@pytest.mark.parametrize("layout", ["shared", "per-channel", "per-feature", "tail", "block"])
 def test_native_kernel_layouts_match_eager(layout, native_backend):
     """The C++ kernel's two loop shapes (alpha per row; alpha along the contiguous axis) and SIMD tails."""
     g = torch.Generator().manual_seed(3)
@@ -134,6 +134,7 @@ def test_native_kernel_layouts_match_eager(layout, native_backend):
         "per-channel": ((4, 6, 3, 5), (6, 1, 1)),
         "per-feature": ((9, 13), (13,)),
         "tail": ((3, 2, 11), (2, 1)),
+        "block": ((4, 3, 5), (3, 5)),  # alpha over two adjacent axes, e.g. per (student, neuron)
     }[layout]
     for name, fn in [("gumbel", AF.adaptive_gumbel), ("relu", AF.adaptive_relu), ("swish", AF.swish)]:
         x = (torch.randn(x_shape, generator=g, dtype=torch.float64) * 4).requires_grad_()

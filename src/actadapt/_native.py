@@ -75,22 +75,27 @@ def load() -> Optional[object]:
 
 
 def layout(x: Tensor, alpha: Tensor) -> Optional[tuple[int, int, int]]:
-    """``(outer, C, inner)`` such that ``x`` is ``(outer, C, inner)`` and ``alpha`` varies along C only.
+    """``(outer, C, inner)`` such that ``x`` is ``(outer, C, inner)`` and ``alpha`` holds the C values.
 
-    ``None`` when alpha varies along more than one axis of ``x`` (the generic path handles that).
+    alpha may vary along one block of adjacent axes of ``x`` (per channel, per feature, per (group, unit),
+    ...). ``None`` when it varies along separated axes or is itself broadcast inside the block (the generic
+    path handles that).
     """
     shape = list(x.shape)
+    if alpha.dim() > len(shape):
+        return None
     a_shape = [1] * (len(shape) - alpha.dim()) + list(alpha.shape)
     varying = [i for i, n in enumerate(a_shape) if n != 1]
     if not varying:
         return 1, 1, x.numel()
-    if len(varying) > 1 or a_shape[varying[0]] != shape[varying[0]]:
+    first, last = varying[0], varying[-1]
+    if any(a_shape[i] != shape[i] for i in range(first, last + 1)):
         return None
-    d = varying[0]
-    outer = 1
-    for n in shape[:d]:
+    outer, C, inner = 1, 1, 1
+    for n in shape[:first]:
         outer *= n
-    inner = 1
-    for n in shape[d + 1:]:
+    for n in shape[first:last + 1]:
+        C *= n
+    for n in shape[last + 1:]:
         inner *= n
-    return outer, shape[d], inner
+    return outer, C, inner
