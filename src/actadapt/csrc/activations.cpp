@@ -65,17 +65,21 @@ inline Vec<T> one_minus_exp_neg(const Vec<T>& t, const Vec<T>& E) {
 // a short polynomial (8 terms for float, 17 for double: 9^-K below epsilon), about half of Sleef's log1p,
 // and relative-accurate down to E = 0.
 template <typename T>
-inline Vec<T> log1p_unit(const Vec<T>& E) {
+inline Vec<T> log1p_from_s(const Vec<T>& s) {  // 2 atanh(s), s = E/(2 + E)
   using V = Vec<T>;
   static constexpr double kInvOdd[17] = {1.0, 1.0 / 3, 1.0 / 5, 1.0 / 7, 1.0 / 9, 1.0 / 11, 1.0 / 13, 1.0 / 15,
                                          1.0 / 17, 1.0 / 19, 1.0 / 21, 1.0 / 23, 1.0 / 25, 1.0 / 27, 1.0 / 29,
                                          1.0 / 31, 1.0 / 33};
   constexpr int kTerms = sizeof(T) == 4 ? 8 : 17;
-  const V s = E / (V(T(2)) + E);
   const V s2 = s * s;
   V acc = V(static_cast<T>(kInvOdd[kTerms - 1]));
   for (int k = kTerms - 2; k >= 0; --k) acc = at::vec::fmadd(acc, s2, V(static_cast<T>(kInvOdd[k])));
   return V(T(2)) * s * acc;
+}
+
+template <typename T>
+inline Vec<T> log1p_unit(const Vec<T>& E) {
+  return log1p_from_s<T>(E / (Vec<T>(T(2)) + E));
 }
 
 // ------------------------------------------------------------------ Box-Cox-Gumbel, bounded (eq. 1)
@@ -96,9 +100,12 @@ struct Gumbel {
     const V u = log_a + x;
     if (unified(p)) {
       const V E = u.abs().neg().exp();
-      const V inv = one / (one + E);
+      // one division for both 1/(1+E) and s = E/(2+E)
+      const V one_plus_E = one + E, two_plus_E = V(T(2)) + E;
+      const V r = one / (one_plus_E * two_plus_E);
+      const V inv = two_plus_E * r;
       const V positive = u > zero;
-      L = (at::vec::maximum(u, zero) + log1p_unit<T>(E)) * p.inv_a;
+      L = (at::vec::maximum(u, zero) + log1p_from_s<T>(E * one_plus_E * r)) * p.inv_a;
       w = select(positive, inv, E * inv);
       D = w * p.inv_a;
       return;
