@@ -4,10 +4,12 @@ With batch 20 and 10-neuron layers every step is a few microseconds of arithmeti
 overhead, so all the students of a grid (activations x teachers x folds) are stacked along a leading model
 axis ``B`` and trained in lock-step with batched matmuls (``torch.baddbmm``):
 
-* hidden layer ``l``: ``W[l]`` ``(B, fan_in, width)``, ``b[l]`` ``(B, 1, width)``, ``rho[l]`` ``(B, 1, width)``
-  with the per-neuron shape :math:`\alpha = e^\rho` (the paper's parametrisation, alpha stays positive);
-* the models are sorted so that each activation is a contiguous slice of ``B``; a layer applies each
-  activation to its slice and concatenates.
+* the models are grouped by activation; a group of ``Bg`` models holds, per hidden layer ``l``,
+  ``W[l]`` ``(Bg, fan_in, width)``, ``b[l]`` ``(Bg, 1, width)`` and, for an adaptive activation,
+  ``rho[l]`` ``(Bg, 1, width)`` with the per-neuron shape :math:`\alpha = e^\rho` (the paper's
+  parametrisation, alpha stays positive), passed straight to :mod:`actadapt.functional`;
+* a step is one forward and backward of every group (a few batched calls per layer, whatever ``B``), the
+  penalty gradients are added analytically and the SGD update is one ``torch._foreach_add_``.
 
 Every model keeps its own initialisation, data, minibatch order and loss, so the result equals training the
 models one at a time (:func:`train_single`, the reference, checked by the tests within float tolerance).
@@ -125,6 +127,22 @@ def _penalty(params: Sequence[Tensor], l1: float, l2: float) -> Tensor:
 
 
 # ------------------------------------------------------------------------------------------ batched
+@dataclass
+class _Group:
+    """The models ``start:stop`` (after sorting) that share one activation, and their stacked parameters."""
+
+    activation: str
+    start: int
+    stop: int
+    Ws: List[Tensor] = field(default_factory=list)
+    bs: List[Tensor] = field(default_factory=list)
+    rhos: List[Tensor] = field(default_factory=list)
+
+    @property
+    def adaptive(self) -> bool:
+        return self.activation in ADAPTIVE
+
+
 def _pad_stack(tensors: Sequence[Tensor], dtype=None):
     """Stack ``(n_m, ...)`` tensors into ``(B, n_max, ...)`` with zero padding, and the lengths ``(B,)``."""
     n_max = max(t.shape[0] for t in tensors)
@@ -138,34 +156,37 @@ def train_batched(specs: Sequence[StudentSpec], settings: TrainSettings, progres
     """Train every student of ``specs`` together; see the module notes. ``progress(epoch)`` is called per epoch."""
     s = settings
     dt = s.dtype
-    order = sorted(range(len(specs)), key=lambda m: list(STUDENT_ACTIVATIONS).index(specs[m].activation))
+    names = list(STUDENT_ACTIVATIONS)
+    order = sorted(range(len(specs)), key=lambda m: names.index(specs[m].activation))
     sp = [specs[m] for m in order]  # contiguous activation groups
     B = len(sp)
-    n_features = sp[0].X_train.shape[1]
-    sizes = [n_features] + [s.width] * s.depth + [1]
+    sizes = [sp[0].X_train.shape[1]] + [s.width] * s.depth + [1]
     L = len(sizes) - 1
-
-    # parameters, (B, fan_in, fan_out) and (B, 1, fan_out)
-    inits = [_init_model(m.init_seed, sizes, dt) for m in sp]
-    Ws = [torch.stack([inits[m][l][0] for m in range(B)]).requires_grad_() for l in range(L)]
-    bs = [torch.stack([inits[m][l][1] for m in range(B)]).unsqueeze(1).requires_grad_() for l in range(L)]
-    rho0 = math.log(s.alpha_init)
-    rhos = [torch.full((B, 1, s.width), rho0, dtype=dt, requires_grad=True) for _ in range(s.depth)]
-    adaptive = torch.tensor([m.activation in ADAPTIVE for m in sp], dtype=dt).view(B, 1, 1)
-    groups = []
+    groups: List[_Group] = []
     for m, spec in enumerate(sp):
-        if groups and groups[-1][0] == spec.activation:
-            groups[-1][2] = m + 1
+        if groups and groups[-1].activation == spec.activation:
+            groups[-1].stop = m + 1
         else:
-            groups.append([spec.activation, m, m + 1])
+            groups.append(_Group(spec.activation, m, m + 1))
+    inits = [_init_model(m.init_seed, sizes, dt) for m in sp]
+    for g in groups:
+        members = range(g.start, g.stop)
+        g.Ws = [torch.stack([inits[m][l][0] for m in members]).requires_grad_() for l in range(L)]  # (Bg, in, out)
+        g.bs = [torch.stack([inits[m][l][1] for m in members]).unsqueeze(1).requires_grad_() for l in range(L)]
+        if g.adaptive:  # per-neuron rho, alpha = exp(rho): (Bg, 1, width)
+            g.rhos = [torch.full((g.stop - g.start, 1, s.width), math.log(s.alpha_init), dtype=dt, requires_grad=True)
+                      for _ in range(s.depth)]
 
-    def forward(h: Tensor) -> Tensor:  # h (B, n, n_features) -> logits (B, n)
-        for l in range(s.depth):
-            pre = torch.baddbmm(bs[l], h, Ws[l])  # (B, n, width)
-            alpha = torch.exp(rhos[l])  # (B, 1, width)
-            parts = [STUDENT_ACTIVATIONS[a](pre[i:j], alpha[i:j]) for a, i, j in groups]
-            h = parts[0] if len(parts) == 1 else torch.cat(parts, 0)
-        return torch.baddbmm(bs[-1], h, Ws[-1]).squeeze(-1)
+    def forward(X: Tensor) -> List[Tensor]:  # X (B, n, n_features) -> per group logits (Bg, n)
+        out = []
+        for g in groups:
+            act = STUDENT_ACTIVATIONS[g.activation]
+            h = X[g.start : g.stop]
+            for l in range(s.depth):
+                pre = torch.baddbmm(g.bs[l], h, g.Ws[l])  # (Bg, n, width)
+                h = act(pre, torch.exp(g.rhos[l]) if g.adaptive else pre)
+            out.append(torch.baddbmm(g.bs[-1], h, g.Ws[-1]).squeeze(-1))
+        return out
 
     Xtr, n_tr = _pad_stack([m.X_train for m in sp], dt)  # (B, N, F)
     ytr, _ = _pad_stack([m.y_train for m in sp], dt)  # (B, N)
@@ -177,12 +198,12 @@ def train_batched(specs: Sequence[StudentSpec], settings: TrainSettings, progres
     steps = int(steps_m.max())
     N_pad = steps * bsz
     gens = [torch.Generator().manual_seed(int(m.shuffle_seed)) for m in sp]
-    params = Ws + bs + rhos
-    weights_and_biases = Ws + bs
+    wb = [p for g in groups for p in g.Ws + g.bs]
+    rho_groups = [g for g in groups if g.adaptive]
 
     def evaluate() -> Tensor:
         with torch.no_grad():
-            pred = (forward(Xte) > 0).to(dt)
+            pred = (torch.cat(forward(Xte), 0) > 0).to(dt)
             return ((pred == yte).to(dt) * te_mask).sum(1) / n_te.to(dt)
 
     losses: List[List[float]] = [[] for _ in range(B)]
@@ -201,23 +222,38 @@ def train_batched(specs: Sequence[StudentSpec], settings: TrainSettings, progres
             sl = slice(step * bsz, (step + 1) * bsz)
             mask = valid[:, sl]  # (B, bsz)
             count = mask.sum(1)  # (B,)
-            active = (count > 0).to(dt)
-            logits = forward(Xp[:, sl])
+            all_active = bool(count.min() > 0)
+            logits = torch.cat(forward(Xp[:, sl]), 0)  # (B, bsz)
             bce = F.binary_cross_entropy_with_logits(logits, yp[:, sl], reduction="none")
             data_loss = (bce * mask).sum(1) / count.clamp(min=1)  # (B,) per-model minibatch mean
-            pen = sum((s.l1 * p.abs() + s.l2 * p * p).sum((1, 2)) for p in weights_and_biases)
-            if s.penalize_alpha and s.depth > 0:
-                pen = pen + sum(
-                    ((s.l1 * a.abs() + s.l2 * a * a) * adaptive).sum((1, 2)) for a in (torch.exp(r) for r in rhos)
-                )
-            loss = ((data_loss + pen) * active).sum()
-            for p in params:
+            for p in wb:
                 p.grad = None
-            loss.backward()
+            for g in rho_groups:
+                for r in g.rhos:
+                    r.grad = None
+            data_loss.sum().backward()  # models are independent: the sum's gradient is each model's own
             with torch.no_grad():
-                for p in params:
-                    p.sub_(s.lr * p.grad)  # inactive models have zero gradient: no update
-            epoch_loss += data_loss.detach() * active
+                # eqs. 4-6: penalty gradients added analytically (l1 sign(p) + 2 l2 p), then the SGD step
+                grads = [p.grad for p in wb]
+                if all_active:
+                    torch._foreach_add_(grads, torch._foreach_sign(wb), alpha=s.l1)
+                    torch._foreach_add_(grads, wb, alpha=2.0 * s.l2)
+                else:  # a model past the end of its (shorter) epoch makes no update at all
+                    on = (count > 0).to(dt)
+                    for g in groups:
+                        gon = on[g.start : g.stop].view(-1, 1, 1)
+                        for p in g.Ws + g.bs:
+                            p.grad.add_(gon * (s.l1 * torch.sign(p) + 2.0 * s.l2 * p))
+                torch._foreach_add_(wb, grads, alpha=-s.lr)
+                for g in rho_groups:
+                    gon = None if all_active else (count[g.start : g.stop] > 0).to(dt).view(-1, 1, 1)
+                    for r in g.rhos:
+                        if s.penalize_alpha:  # d/drho of l1 alpha + l2 alpha^2, alpha = e^rho > 0
+                            a = torch.exp(r)
+                            pen = a * (s.l1 + 2.0 * s.l2 * a)
+                            r.grad.add_(pen if gon is None else pen * gon)
+                        r.sub_(s.lr * r.grad)
+            epoch_loss += data_loss.detach()
         if epoch % s.eval_every == 0 or epoch == s.epochs:
             acc = evaluate()
             mean_loss = epoch_loss / steps_m.to(dt)
@@ -229,12 +265,10 @@ def train_batched(specs: Sequence[StudentSpec], settings: TrainSettings, progres
             progress(epoch)
 
     final = [a[-1] for a in accs]
-    alphas: List[Optional[List[List[float]]]] = []
-    for m in range(B):
-        if sp[m].activation in ADAPTIVE:
-            alphas.append([torch.exp(r[m, 0]).tolist() for r in rhos])
-        else:
-            alphas.append(None)
+    alphas: List[Optional[List[List[float]]]] = [None] * B
+    for g in rho_groups:
+        for i in range(g.stop - g.start):
+            alphas[g.start + i] = [torch.exp(r[i, 0]).tolist() for r in g.rhos]
     # back to the caller's order
     back = {orig: pos for pos, orig in enumerate(order)}
     pick = [back[i] for i in range(B)]
@@ -294,7 +328,7 @@ def train_single(spec: StudentSpec, settings: TrainSettings) -> TrainResult:
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += float(data_loss)
+            total += float(data_loss.detach())
             steps += 1
         if epoch % s.eval_every == 0 or epoch == s.epochs:
             with torch.no_grad():

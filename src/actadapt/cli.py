@@ -1,0 +1,161 @@
+"""The ``actadapt`` command (also ``python -m actadapt``).
+
+::
+
+    actadapt reproduce table1 --preset quick --out runs/table1 [--seed N] [--workers N]
+                              [--data-dir PATH] [--config FILE.yaml] [--set key=value ...]
+    actadapt report runs/table1          # rebuild results.json, report.md, figures; no training
+    actadapt list                        # tables, presets and config keys
+    actadapt demo                        # a few seconds of training, prints the fitted alphas
+
+Bad input prints one line ``actadapt: error: ...`` naming the problem and the valid choices, exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import List, Optional
+
+__all__ = ["main"]
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but an error is one line (no usage dump) and does not exit, so ``main`` can return 2."""
+
+    def error(self, message):  # type: ignore[override]
+        raise _UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="actadapt", description="Adaptive activation functions: reproduce the paper's tables.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    r = sub.add_parser("reproduce", help="run (or resume) a table of the paper into a run folder")
+    r.add_argument("table", help="which table, e.g. table1 (see `actadapt list`)")
+    r.add_argument("--preset", default="quick", help="smoke | quick | paper (default: quick)")
+    r.add_argument("--out", default=None, help="run folder (default: runs/TABLE-PRESET); rerun to resume")
+    r.add_argument("--seed", type=_int, default=None, help="base seed (default: the config's, 0)")
+    r.add_argument("--data-dir", default=None, help="data root (default: $ACTADAPT_DATA); unused by table1")
+    r.add_argument("--workers", type=_positive_int, default=None,
+                   help="parallel worker processes (default: the number of CPUs, at most the number of tasks)")
+    r.add_argument("--config", default=None, help="YAML or JSON file of config overrides")
+    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config key (repeatable), e.g. --set epochs=10 --set students=Sig,AGumb")
+
+    rep = sub.add_parser("report", help="rebuild results.json, report.md and figures from a run folder")
+    rep.add_argument("run_dir")
+
+    sub.add_parser("list", help="list the tables, their presets and config keys")
+
+    d = sub.add_parser("demo", help="train a small network with adaptive activations for a few seconds")
+    d.add_argument("--seed", type=_int, default=0)
+    d.add_argument("--epochs", type=_positive_int, default=20)
+    return p
+
+
+def _cmd_list() -> None:
+    import dataclasses
+
+    from .experiments import available_experiments, get_experiment
+
+    for name in available_experiments():
+        try:
+            exp = get_experiment(name)
+        except Exception as err:  # one broken table must not hide the others
+            print(f"{name}: cannot be loaded ({type(err).__name__}: {err})")
+            continue
+        print(f"{name}: {exp.title}")
+        print(f"  presets: {', '.join(exp.presets)}")
+        for f in dataclasses.fields(exp.config_class):
+            meta = f.metadata
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            choices = f" (choices: {', '.join(meta['choices'])})" if meta.get("choices") else ""
+            print(f"  {f.name} = {default!r}: {meta.get('help', '')}{choices}")
+
+
+def _print_table(results: dict) -> None:
+    from .experiments.report import fmt_num
+
+    cells = {(c["row"], c["column"]): c for c in results["cells"]}
+    cols = results["columns"]
+    print(f"{results['title']}: ours ± SE [paper]")
+    print("  " + "".join(f"{'':10}") + "".join(f"{c:>22}" for c in cols) + f"{'majority':>10}")
+    for row in results["rows"]:
+        line = f"  {row:10}"
+        for c in cols:
+            cell = cells[(row, c)]
+            line += f"{fmt_num(cell['mean']) + ' ± ' + fmt_num(cell['se'], 2) + ' [' + fmt_num(cell['paper']) + ']':>22}"
+        line += f"{fmt_num(cells[(row, cols[0])]['majority_rate']):>10}"
+        print(line)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = _parser().parse_args(argv)
+        if args.command == "reproduce":
+            from .experiments.config import load_config_file, parse_overrides
+            from .experiments.runner import reproduce
+
+            results = reproduce(
+                args.table, args.preset, args.out, seed=args.seed,
+                overrides=parse_overrides(args.overrides),
+                config_file=load_config_file(args.config) if args.config else None,
+                data_dir=args.data_dir, workers=args.workers or os.cpu_count() or 1,
+            )
+            _print_table(results)
+        elif args.command == "report":
+            from .experiments.runner import rebuild_report
+
+            _print_table(rebuild_report(args.run_dir))
+        elif args.command == "list":
+            _cmd_list()
+        elif args.command == "demo":
+            from .experiments.demo import run_demo
+
+            run_demo(seed=args.seed, epochs=args.epochs)
+        return 0
+    except SystemExit as err:  # --help
+        return int(err.code or 0)
+    except BrokenPipeError:  # output piped into `head` and cut: not an error
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
+    except KeyboardInterrupt:
+        print("actadapt: interrupted; rerun the same command to resume (finished folds are kept)", file=sys.stderr)
+        return 130
+    except _UsageError as err:
+        print(f"actadapt: error: {err}", file=sys.stderr)
+        return 2
+    except ImportError as err:
+        print(f"actadapt: error: {err}; the experiments need: pip install 'actadapt[experiments]'", file=sys.stderr)
+        return 2
+    except ValueError as err:  # ConfigError and bad values from the library
+        print(f"actadapt: error: {err}", file=sys.stderr)
+        return 2

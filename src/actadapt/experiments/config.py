@@ -1,0 +1,158 @@
+"""Experiment configs: a dataclass of defaults per experiment, named presets, and strict validation.
+
+A config is resolved from, in order: the dataclass defaults, a preset's overrides, a YAML/JSON file, and
+``key=value`` overrides from the command line. Every key is checked against the dataclass's fields (a typo
+fails naming the key and the valid ones) and every value against the field's ``metadata``:
+
+* ``choices``: the value (or each item of a list value) must be one of these;
+* ``min``: the value (or each item) must be at least this.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import typing
+from typing import Any, Dict, Mapping, Optional
+
+__all__ = ["ConfigError", "resolve_config", "config_to_dict", "config_hash", "load_config_file", "parse_overrides", "option"]
+
+
+class ConfigError(ValueError):
+    """A bad experiment setting: the message names the key, the value given and what is expected."""
+
+
+def option(default, *, choices=None, min=None, help: str = ""):
+    """A config field with validation metadata (``choices``, ``min``) and a one-line ``help``."""
+    meta = {"choices": tuple(choices) if choices is not None else None, "min": min, "help": help}
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(key: str, value: Any, tp) -> Any:
+    """Check ``value`` against the annotated type, converting strings from the command line."""
+    origin = typing.get_origin(tp)
+    if origin in (list, tuple):
+        (item_tp, *_) = typing.get_args(tp) or (Any,)
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            value = [value]  # one value where a list is expected: a list of one
+        return [_coerce(key, v, item_tp) for v in value]
+    if tp is bool:
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
+            return value.lower() in ("true", "1", "yes")
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"config key {key!r}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"config key {key!r}: expected an integer, got {value!r}")
+        try:
+            if isinstance(value, str):
+                return int(value)
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            if isinstance(value, int):
+                return value
+        except ValueError:
+            pass
+        raise ConfigError(f"config key {key!r}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"config key {key!r}: expected a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"config key {key!r}: expected a number, got {value!r}") from None
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"config key {key!r}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def _check(key: str, value: Any, meta: Mapping) -> None:
+    items = value if isinstance(value, list) else [value]
+    choices, lo = meta.get("choices"), meta.get("min")
+    if isinstance(value, list) and not value:
+        raise ConfigError(f"config key {key!r}: expected at least one item, got an empty list")
+    for v in items:
+        if choices is not None and v not in choices:
+            raise ConfigError(f"config key {key!r}: unknown value {v!r}; valid choices: {', '.join(map(str, choices))}")
+        if lo is not None and v < lo:
+            raise ConfigError(f"config key {key!r}: expected a value >= {lo}, got {v!r}")
+
+
+def resolve_config(cls, *layers: Optional[Mapping[str, Any]]):
+    """Build a validated ``cls`` instance from the defaults and ``layers`` of overrides (later ones win)."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    values: Dict[str, Any] = {}
+    for layer in layers:
+        for key, value in (layer or {}).items():
+            if key not in fields:
+                raise ConfigError(f"unknown config key {key!r}; valid keys: {', '.join(sorted(fields))}")
+            values[key] = _coerce(key, value, hints[key])
+    cfg = cls(**values)
+    for name, f in fields.items():
+        _check(name, getattr(cfg, name), f.metadata)
+    post = getattr(cfg, "validate", None)
+    if callable(post):
+        post()
+    return cfg
+
+
+def config_to_dict(cfg) -> Dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def config_hash(cfg_dict: Mapping[str, Any]) -> str:
+    """A short, stable hash of a resolved config (key order does not matter)."""
+    text = json.dumps(cfg_dict, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def load_config_file(path: str) -> Dict[str, Any]:
+    """Read overrides from a ``.yaml``/``.yml`` or ``.json`` file (a flat mapping of config keys)."""
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file {path!r} does not exist")
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
+    if path.endswith((".yaml", ".yml")):
+        try:
+            import yaml
+        except ImportError:  # pragma: no cover
+            raise ConfigError("reading a YAML config needs pyyaml: pip install 'actadapt[experiments]'") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config file {path!r} is not valid YAML: {err}") from None
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"config file {path!r} is not valid JSON: {err}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path!r}: expected a mapping of config keys, got {type(data).__name__}")
+    return data
+
+
+def parse_overrides(items) -> Dict[str, str]:
+    """``["key=value", ...]`` from ``--set`` into a dict (values stay strings; the config converts them)."""
+    out: Dict[str, str] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out

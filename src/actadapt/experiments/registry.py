@@ -1,0 +1,89 @@
+"""The registry of reproducible experiments (``table1`` now; ``table2``-``table4`` register themselves later).
+
+An experiment is a small object that the runner drives:
+
+* ``name``, ``title``; ``config_class`` (a dataclass, see :mod:`.config`) and ``presets`` (name -> overrides);
+* ``tasks(cfg) -> list[Task]``: independent units of work, each naming the files it writes;
+* ``run_task(cfg, task, run_dir)``: do one unit and write its files (atomically, :func:`.runner.write_json`);
+* ``summarize(cfg, run_dir) -> dict``: the ``results.json`` content, computed from the files alone;
+* ``report(cfg, run_dir, results) -> str``: the markdown of ``report.md`` (figures written beside it).
+
+A new table adds a module defining such an object and one line to :data:`_BUILTIN`; it gets the CLI, run
+folders, resume and executors for free.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+from .config import ConfigError
+
+__all__ = ["Task", "Experiment", "register", "get_experiment", "available_experiments"]
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work: an id (a safe file-name stem), its parameters, and the run-folder paths it writes."""
+
+    id: str
+    params: Dict = field(default_factory=dict)
+    outputs: tuple = ()
+
+
+class Experiment:
+    """Base class; see the module notes. Subclasses set the class attributes and the four methods."""
+
+    name: str = ""
+    title: str = ""
+    config_class: type = object
+    presets: Dict[str, Dict] = {}
+    needs_data: bool = False
+
+    def tasks(self, cfg) -> List[Task]:
+        raise NotImplementedError
+
+    def run_task(self, cfg, task: Task, run_dir: str, progress=None) -> None:
+        raise NotImplementedError
+
+    def summarize(self, cfg, run_dir: str) -> Dict:
+        raise NotImplementedError
+
+    def report(self, cfg, run_dir: str, results: Dict) -> str:
+        raise NotImplementedError
+
+    def worker_setup(self, cfg) -> None:
+        """Process-wide settings for a worker (threads, backend); called once per task before ``run_task``."""
+
+
+_REGISTRY: Dict[str, Experiment] = {}
+# name -> module that registers it when imported (imported lazily, so the CLI starts fast)
+_BUILTIN = {"table1": "actadapt.experiments.table1"}
+
+
+def register(experiment: Experiment) -> Experiment:
+    _REGISTRY[experiment.name.lower()] = experiment
+    return experiment
+
+
+def available_experiments() -> List[str]:
+    return sorted(set(_BUILTIN) | set(_REGISTRY))
+
+
+def get_experiment(name: str) -> Experiment:
+    """The experiment called ``name`` (case-insensitive); an unknown name fails listing the valid ones."""
+    key = str(name).lower()
+    if key not in _REGISTRY and key in _BUILTIN:
+        importlib.import_module(_BUILTIN[key])
+    if key not in _REGISTRY:
+        raise ConfigError(f"unknown table {name!r}; valid tables: {', '.join(available_experiments())}")
+    return _REGISTRY[key]
+
+
+def get_preset(experiment: Experiment, preset: Optional[str]) -> Dict:
+    if preset not in experiment.presets:
+        raise ConfigError(
+            f"unknown preset {preset!r} for {experiment.name}; valid presets: {', '.join(experiment.presets)}"
+        )
+    return dict(experiment.presets[preset])
