@@ -125,7 +125,7 @@ def test_contract_native(family, form, dtype, native_backend):
     check_contract(family, form, dtype)
 
 
-@pytest.mark.parametrize("layout", ["shared", "per-channel", "per-feature", "tail", "block"])
+@pytest.mark.parametrize("layout", ["shared", "per-channel", "per-feature", "tail", "block", "models", "models-rows", "groups"])
 def test_native_kernel_layouts_match_eager(layout, native_backend):
     """The C++ kernel's two loop shapes (alpha per row; alpha along the contiguous axis) and SIMD tails."""
     g = torch.Generator().manual_seed(3)
@@ -134,7 +134,10 @@ def test_native_kernel_layouts_match_eager(layout, native_backend):
         "per-channel": ((4, 6, 3, 5), (6, 1, 1)),
         "per-feature": ((9, 13), (13,)),
         "tail": ((3, 2, 11), (2, 1)),
-        "block": ((4, 3, 5), (3, 5)),  # alpha over two adjacent axes, e.g. per (student, neuron)
+        "block": ((4, 3, 5), (3, 5)),  # alpha over two adjacent axes
+        "models": ((3, 7, 10), (3, 1, 10)),  # per (model, neuron) for a batch of models: G=3, M=7, C=10
+        "models-rows": ((2, 3, 4, 5), (2, 1, 4, 1)),  # G=2, M=3, C=4, rows of 5
+        "groups": ((2, 3, 4, 5), (2, 3, 1, 5)),  # G=6, M=4, C=5
     }[layout]
     for name, fn in [("gumbel", AF.adaptive_gumbel), ("relu", AF.adaptive_relu), ("swish", AF.swish)]:
         x = (torch.randn(x_shape, generator=g, dtype=torch.float64) * 4).requires_grad_()

@@ -97,7 +97,7 @@ def _kernel(kind: str, family: CdfFamily, gated: bool, *spec) -> Tuple[Callable,
 
 
 def _native_plan(family: CdfFamily, gated: bool, x: Tensor, alpha: Tensor):
-    """``(module, kernel id, dtype, (outer, C, inner))`` when the fused C++ kernel applies, else ``None``."""
+    """``(module, kernel id, dtype, (G, M, C, inner))`` when the fused C++ kernel applies, else ``None``."""
     kernel_id = _native.NATIVE_FAMILIES.get((family.name, gated))
     if kernel_id is None or x.device.type != "cpu" or alpha.device.type != "cpu" or x.numel() == 0:
         return None
@@ -120,14 +120,16 @@ def _as(t: Tensor, dtype: torch.dtype) -> Tensor:
 
 
 def _native_forward(plan, x: Tensor, alpha: Tensor) -> Tensor:
-    module, kernel_id, dtype, (outer, C, inner) = plan
-    y = module.forward(_as(x, dtype), _as(alpha, dtype).reshape(C), kernel_id, outer, C, inner)
+    module, kernel_id, dtype, (G, M, C, inner) = plan
+    y = module.forward(_as(x, dtype), _as(alpha, dtype).reshape(G * C), kernel_id, G, M, C, inner)
     return y if y.dtype == x.dtype else y.to(x.dtype)
 
 
 def _native_backward(plan, grad: Tensor, x: Tensor, alpha: Tensor) -> Tuple[Tensor, Tensor]:
-    module, kernel_id, dtype, (outer, C, inner) = plan
-    gx, ga = module.backward(_as(grad, dtype), _as(x, dtype), _as(alpha, dtype).reshape(C), kernel_id, outer, C, inner)
+    module, kernel_id, dtype, (G, M, C, inner) = plan
+    gx, ga = module.backward(
+        _as(grad, dtype), _as(x, dtype), _as(alpha, dtype).reshape(G * C), kernel_id, G, M, C, inner
+    )
     return (gx if gx.dtype == x.dtype else gx.to(x.dtype)), ga.reshape(alpha.shape).to(alpha.dtype)
 
 

@@ -74,28 +74,49 @@ def load() -> Optional[object]:
     return _state["module"]
 
 
-def layout(x: Tensor, alpha: Tensor) -> Optional[tuple[int, int, int]]:
-    """``(outer, C, inner)`` such that ``x`` is ``(outer, C, inner)`` and ``alpha`` holds the C values.
+def _blocks(dims: list[int]) -> list[tuple[int, int]]:
+    """Runs of consecutive axis numbers: [0, 1, 3] -> [(0, 1), (3, 3)]."""
+    runs: list[tuple[int, int]] = []
+    for d in dims:
+        if runs and d == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], d)
+        else:
+            runs.append((d, d))
+    return runs
 
-    alpha may vary along one block of adjacent axes of ``x`` (per channel, per feature, per (group, unit),
-    ...). ``None`` when it varies along separated axes or is itself broadcast inside the block (the generic
-    path handles that).
+
+def layout(x: Tensor, alpha: Tensor) -> Optional[tuple[int, int, int, int]]:
+    """``(G, M, C, inner)`` for the C++ kernel, or ``None`` when it does not apply.
+
+    ``x`` is read as rows of ``inner`` elements; alpha holds ``G * C`` values and varies along at most two
+    blocks of adjacent axes: one block of size ``C`` (per channel, per feature, ...) and optionally an
+    earlier block of size ``G`` separated from it by axes of total size ``M`` (e.g. alpha of shape
+    ``(models, 1, neurons)`` for a batch of models). Everything else is broadcast.
     """
-    shape = list(x.shape)
-    if alpha.dim() > len(shape):
+    if alpha.dim() > x.dim():
         return None
-    a_shape = [1] * (len(shape) - alpha.dim()) + list(alpha.shape)
+    a_full = [1] * (x.dim() - alpha.dim()) + list(alpha.shape)
+    keep = [i for i, n in enumerate(x.shape) if n != 1]  # size-1 axes of x join any block
+    shape = [x.shape[i] for i in keep]
+    a_shape = [a_full[i] for i in keep]
     varying = [i for i, n in enumerate(a_shape) if n != 1]
-    if not varying:
-        return 1, 1, x.numel()
-    first, last = varying[0], varying[-1]
-    if any(a_shape[i] != shape[i] for i in range(first, last + 1)):
+    if any(a_shape[i] != shape[i] for i in varying):
         return None
-    outer, C, inner = 1, 1, 1
-    for n in shape[:first]:
-        outer *= n
-    for n in shape[first:last + 1]:
-        C *= n
-    for n in shape[last + 1:]:
-        inner *= n
-    return outer, C, inner
+    blocks = _blocks(varying)
+    if len(blocks) > 2:
+        return None
+
+    def size(lo: int, hi: int) -> int:
+        out = 1
+        for n in shape[lo:hi]:
+            out *= n
+        return out
+
+    if not blocks:
+        return 1, 1, 1, x.numel()
+    c_lo, c_hi = blocks[-1]
+    G, M = 1, 1
+    if len(blocks) == 2:
+        g_lo, g_hi = blocks[0]
+        G, M = size(g_lo, g_hi + 1), size(g_hi + 1, c_lo)
+    return G, M, size(c_lo, c_hi + 1), size(c_hi + 1, len(shape))

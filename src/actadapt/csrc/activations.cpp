@@ -8,9 +8,9 @@
 //   * expm1/log1p are Sleef's accurate ones (torch.compile on CPU lowers expm1 to exp - 1).
 // The tests hold this path to the same accuracy contract as the eager one (mpmath reference).
 //
-// Layout: x is contiguous and viewed as (outer, C, inner); alpha has C entries (C = 1: shared).
-//   inner > 1: each row (o, c) has one alpha, and rows are vectorised along inner;
-//   inner = 1: alpha varies along the contiguous axis (dense per-feature), vectorised along C.
+// Layout (see struct Layout): x is contiguous and split into rows of `inner` elements, each row using one
+// alpha (inner > 1: SIMD along the row), or, when inner = 1, alpha varies along the contiguous axis
+// (dense per-feature) and SIMD runs across channels.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
@@ -225,49 +225,57 @@ struct LogisticGated {
 // ---------------------------------------------------------------------------------- drivers
 constexpr int64_t kGrainElements = 32768;
 
-// Per-channel log(alpha) and 1/alpha, computed once per call.
+// x (contiguous) is viewed as rows of `inner` elements; row r lies in channel c = r % C of group
+// g = (r / (M C)) % G, and uses alpha[g C + c]. That covers alpha shared (G = C = 1), per channel/feature
+// (G = 1), and alpha over two separate blocks of axes, e.g. (models, 1, neurons) for a batch of models.
+struct Layout {
+  int64_t G, M, C, inner;
+  int64_t rows(int64_t numel) const { return numel / inner; }
+  int64_t alpha_index(int64_t r) const { return ((r / (M * C)) % G) * C + r % C; }
+};
+
+// Per-alpha log(alpha) and 1/alpha, computed once per call.
 template <typename T>
 struct AlphaTable {
   std::vector<T> a, log_a, inv_a;
-  AlphaTable(const T* alpha, int64_t C) : a(alpha, alpha + C), log_a(C), inv_a(C) {
-    for (int64_t c = 0; c < C; ++c) {
-      log_a[c] = std::log(alpha[c]);
-      inv_a[c] = T(1) / alpha[c];
+  AlphaTable(const T* alpha, int64_t n) : a(alpha, alpha + n), log_a(n), inv_a(n) {
+    for (int64_t k = 0; k < n; ++k) {
+      log_a[k] = std::log(alpha[k]);
+      inv_a[k] = T(1) / alpha[k];
     }
   }
-  Alpha<T> row(int64_t c) const { return {Vec<T>(a[c]), Vec<T>(log_a[c]), Vec<T>(inv_a[c])}; }
-  Alpha<T> lanes(int64_t c, int64_t n) const {  // lanes past n get alpha = 1
+  Alpha<T> row(int64_t k) const { return {Vec<T>(a[k]), Vec<T>(log_a[k]), Vec<T>(inv_a[k])}; }
+  Alpha<T> lanes(int64_t k, int64_t n) const {  // lanes past n get alpha = 1
     const Vec<T> one(T(1)), zero(T(0));
-    return {Vec<T>::set(one, Vec<T>::loadu(a.data() + c, n), n), Vec<T>::set(zero, Vec<T>::loadu(log_a.data() + c, n), n),
-            Vec<T>::set(one, Vec<T>::loadu(inv_a.data() + c, n), n)};
+    return {Vec<T>::set(one, Vec<T>::loadu(a.data() + k, n), n), Vec<T>::set(zero, Vec<T>::loadu(log_a.data() + k, n), n),
+            Vec<T>::set(one, Vec<T>::loadu(inv_a.data() + k, n), n)};
   }
 };
 
 template <typename T, template <typename> class Fam>
-void forward_kernel(const T* x, const T* alpha, T* y, int64_t outer, int64_t C, int64_t inner) {
+void forward_kernel(const T* x, const T* alpha, T* y, int64_t numel, const Layout& L) {
   using V = Vec<T>;
   constexpr int64_t W = V::size();
-  const AlphaTable<T> table(alpha, C);
-  if (inner > 1) {
-    const int64_t grain = std::max<int64_t>(1, kGrainElements / inner);
-    at::parallel_for(0, outer * C, grain, [&](int64_t begin, int64_t end) {
+  const AlphaTable<T> table(alpha, L.G * L.C);
+  if (L.inner > 1) {  // one alpha per row, SIMD along the row
+    const int64_t inner = L.inner;
+    at::parallel_for(0, L.rows(numel), std::max<int64_t>(1, kGrainElements / inner), [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; ++r) {
-        const Alpha<T> p = table.row(r % C);
-        const T* xr = x + r * inner;
-        T* yr = y + r * inner;
+        const Alpha<T> p = table.row(L.alpha_index(r));
         for (int64_t i = 0; i < inner; i += W) {
           const int64_t n = std::min(W, inner - i);
-          Fam<T>::forward(V::loadu(xr + i, n), p).store(yr + i, n);
+          Fam<T>::forward(V::loadu(x + r * inner + i, n), p).store(y + r * inner + i, n);
         }
       }
     });
-  } else {
-    const int64_t grain = std::max<int64_t>(1, kGrainElements / C);
-    at::parallel_for(0, outer, grain, [&](int64_t begin, int64_t end) {
+  } else {  // alpha along the contiguous axis: SIMD across channels
+    const int64_t C = L.C;
+    at::parallel_for(0, numel / C, std::max<int64_t>(1, kGrainElements / C), [&](int64_t begin, int64_t end) {
       for (int64_t o = begin; o < end; ++o) {
+        const int64_t base = L.alpha_index(o * C);
         for (int64_t c = 0; c < C; c += W) {
           const int64_t n = std::min(W, C - c);
-          Fam<T>::forward(V::loadu(x + o * C + c, n), table.lanes(c, n)).store(y + o * C + c, n);
+          Fam<T>::forward(V::loadu(x + o * C + c, n), table.lanes(base + c, n)).store(y + o * C + c, n);
         }
       }
     });
@@ -275,20 +283,21 @@ void forward_kernel(const T* x, const T* alpha, T* y, int64_t outer, int64_t C, 
 }
 
 template <typename T, template <typename> class Fam>
-void backward_kernel(const T* g, const T* x, const T* alpha, T* gx, double* ga_total,
-                     int64_t outer, int64_t C, int64_t inner) {
+void backward_kernel(const T* g, const T* x, const T* alpha, T* gx, double* ga_total, int64_t numel,
+                     const Layout& L) {
   using V = Vec<T>;
   constexpr int64_t W = V::size();
-  const AlphaTable<T> table(alpha, C);
+  const int64_t n_alpha = L.G * L.C;
+  const AlphaTable<T> table(alpha, n_alpha);
   std::mutex merge;
-  if (inner > 1) {
-    const int64_t grain = std::max<int64_t>(1, kGrainElements / inner);
-    at::parallel_for(0, outer * C, grain, [&](int64_t begin, int64_t end) {
-      std::vector<double> acc(C, 0.0);
+  if (L.inner > 1) {
+    const int64_t inner = L.inner;
+    at::parallel_for(0, L.rows(numel), std::max<int64_t>(1, kGrainElements / inner), [&](int64_t begin, int64_t end) {
+      std::vector<double> acc(n_alpha, 0.0);
       alignas(64) T lanes[W];
       for (int64_t r = begin; r < end; ++r) {
-        const int64_t c = r % C;
-        const Alpha<T> p = table.row(c);
+        const int64_t k = L.alpha_index(r);
+        const Alpha<T> p = table.row(k);
         const int64_t off = r * inner;
         V row_sum(T(0));
         for (int64_t i = 0; i < inner; i += W) {
@@ -299,63 +308,69 @@ void backward_kernel(const T* g, const T* x, const T* alpha, T* gx, double* ga_t
           row_sum = row_sum + (n == W ? gav : V::set(V(T(0)), gav, n));
         }
         row_sum.store(lanes);
-        double s = 0.0;
-        for (int64_t l = 0; l < W; ++l) s += lanes[l];
-        acc[c] += s;
+        double sum = 0.0;
+        for (int64_t l = 0; l < W; ++l) sum += lanes[l];
+        acc[k] += sum;
       }
       std::lock_guard<std::mutex> lock(merge);
-      for (int64_t c = 0; c < C; ++c) ga_total[c] += acc[c];
+      for (int64_t k = 0; k < n_alpha; ++k) ga_total[k] += acc[k];
     });
   } else {
     // alpha along the contiguous axis: accumulate grad_alpha in SIMD registers' precision for up to
     // kFlushRows rows, then into double, so long columns keep their accuracy.
     constexpr int64_t kFlushRows = 64;
-    const int64_t C_pad = (C + W - 1) / W * W;
-    const int64_t grain = std::max<int64_t>(1, kGrainElements / C);
-    at::parallel_for(0, outer, grain, [&](int64_t begin, int64_t end) {
-      std::vector<double> acc(C, 0.0);
-      std::vector<T> partial(C_pad, T(0));
+    const int64_t C = L.C;
+    const int64_t padded = n_alpha + W;
+    at::parallel_for(0, numel / C, std::max<int64_t>(1, kGrainElements / C), [&](int64_t begin, int64_t end) {
+      std::vector<double> acc(n_alpha, 0.0);
+      std::vector<T> partial(padded, T(0));
       const auto flush = [&] {
-        for (int64_t c = 0; c < C; ++c) { acc[c] += partial[c]; partial[c] = T(0); }
+        for (int64_t k = 0; k < n_alpha; ++k) { acc[k] += partial[k]; partial[k] = T(0); }
       };
       for (int64_t o = begin; o < end; ++o) {
+        const int64_t base = L.alpha_index(o * C);
         for (int64_t c = 0; c < C; c += W) {
           const int64_t n = std::min(W, C - c);
           V gxv, gav;
-          Fam<T>::backward(V::loadu(g + o * C + c, n), V::loadu(x + o * C + c, n), table.lanes(c, n), gxv, gav);
+          Fam<T>::backward(V::loadu(g + o * C + c, n), V::loadu(x + o * C + c, n), table.lanes(base + c, n), gxv, gav);
           gxv.store(gx + o * C + c, n);
-          (V::loadu(partial.data() + c) + gav).store(partial.data() + c);
+          const V masked = n == W ? gav : V::set(V(T(0)), gav, n);  // lanes past n belong to the next group
+          (V::loadu(partial.data() + base + c) + masked).store(partial.data() + base + c);
         }
         if ((o - begin + 1) % kFlushRows == 0) flush();
       }
       flush();
       std::lock_guard<std::mutex> lock(merge);
-      for (int64_t c = 0; c < C; ++c) ga_total[c] += acc[c];
+      for (int64_t k = 0; k < n_alpha; ++k) ga_total[k] += acc[k];
     });
   }
 }
 
 enum Family : int64_t { kGumbel = 0, kExponentialGated = 1, kLogisticGated = 2 };
 
-void check(const torch::Tensor& x, const torch::Tensor& alpha, int64_t outer, int64_t C, int64_t inner) {
+Layout check(const torch::Tensor& x, const torch::Tensor& alpha, int64_t G, int64_t M, int64_t C, int64_t inner) {
   TORCH_CHECK(x.device().is_cpu() && alpha.device().is_cpu(), "actadapt native kernel: CPU tensors only");
   TORCH_CHECK(x.is_contiguous() && alpha.is_contiguous(), "actadapt native kernel: contiguous tensors only");
   TORCH_CHECK(x.scalar_type() == alpha.scalar_type(), "actadapt native kernel: x and alpha dtypes differ");
-  TORCH_CHECK(outer * C * inner == x.numel() && alpha.numel() == C, "actadapt native kernel: bad layout");
+  TORCH_CHECK(G >= 1 && M >= 1 && C >= 1 && inner >= 1 && alpha.numel() == G * C &&
+                  x.numel() % (G * M * C * inner) == 0,
+              "actadapt native kernel: bad layout");
+  return Layout{G, M, C, inner};
 }
 
-torch::Tensor forward(torch::Tensor x, torch::Tensor alpha, int64_t family, int64_t outer, int64_t C,
+torch::Tensor forward(torch::Tensor x, torch::Tensor alpha, int64_t family, int64_t G, int64_t M, int64_t C,
                       int64_t inner) {
-  check(x, alpha, outer, C, inner);
+  const Layout L = check(x, alpha, G, M, C, inner);
   auto y = torch::empty_like(x);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "actadapt_forward", [&] {
     const auto* xp = x.data_ptr<scalar_t>();
     const auto* ap = alpha.data_ptr<scalar_t>();
     auto* yp = y.data_ptr<scalar_t>();
+    const int64_t n = x.numel();
     switch (family) {
-      case kGumbel: forward_kernel<scalar_t, Gumbel>(xp, ap, yp, outer, C, inner); break;
-      case kExponentialGated: forward_kernel<scalar_t, ExponentialGated>(xp, ap, yp, outer, C, inner); break;
-      case kLogisticGated: forward_kernel<scalar_t, LogisticGated>(xp, ap, yp, outer, C, inner); break;
+      case kGumbel: forward_kernel<scalar_t, Gumbel>(xp, ap, yp, n, L); break;
+      case kExponentialGated: forward_kernel<scalar_t, ExponentialGated>(xp, ap, yp, n, L); break;
+      case kLogisticGated: forward_kernel<scalar_t, LogisticGated>(xp, ap, yp, n, L); break;
       default: TORCH_CHECK(false, "actadapt native kernel: unknown family ", family);
     }
   });
@@ -363,22 +378,23 @@ torch::Tensor forward(torch::Tensor x, torch::Tensor alpha, int64_t family, int6
 }
 
 std::vector<torch::Tensor> backward(torch::Tensor grad, torch::Tensor x, torch::Tensor alpha, int64_t family,
-                                    int64_t outer, int64_t C, int64_t inner) {
-  check(x, alpha, outer, C, inner);
+                                    int64_t G, int64_t M, int64_t C, int64_t inner) {
+  const Layout L = check(x, alpha, G, M, C, inner);
   TORCH_CHECK(grad.is_contiguous() && grad.scalar_type() == x.scalar_type() && grad.numel() == x.numel(),
               "actadapt native kernel: grad must match x");
   auto gx = torch::empty_like(x);
-  auto ga = torch::zeros({C}, x.options().dtype(torch::kFloat64));
+  auto ga = torch::zeros({G * C}, x.options().dtype(torch::kFloat64));
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "actadapt_backward", [&] {
     const auto* gp = grad.data_ptr<scalar_t>();
     const auto* xp = x.data_ptr<scalar_t>();
     const auto* ap = alpha.data_ptr<scalar_t>();
     auto* gxp = gx.data_ptr<scalar_t>();
     auto* gap = ga.data_ptr<double>();
+    const int64_t n = x.numel();
     switch (family) {
-      case kGumbel: backward_kernel<scalar_t, Gumbel>(gp, xp, ap, gxp, gap, outer, C, inner); break;
-      case kExponentialGated: backward_kernel<scalar_t, ExponentialGated>(gp, xp, ap, gxp, gap, outer, C, inner); break;
-      case kLogisticGated: backward_kernel<scalar_t, LogisticGated>(gp, xp, ap, gxp, gap, outer, C, inner); break;
+      case kGumbel: backward_kernel<scalar_t, Gumbel>(gp, xp, ap, gxp, gap, n, L); break;
+      case kExponentialGated: backward_kernel<scalar_t, ExponentialGated>(gp, xp, ap, gxp, gap, n, L); break;
+      case kLogisticGated: backward_kernel<scalar_t, LogisticGated>(gp, xp, ap, gxp, gap, n, L); break;
       default: TORCH_CHECK(false, "actadapt native kernel: unknown family ", family);
     }
   });
@@ -389,5 +405,5 @@ std::vector<torch::Tensor> backward(torch::Tensor grad, torch::Tensor x, torch::
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &forward, "fused adaptive activation forward");
-  m.def("backward", &backward, "fused adaptive activation backward: (grad_x, grad_alpha summed to (C,))");
+  m.def("backward", &backward, "fused adaptive activation backward: (grad_x, grad_alpha summed to (G*C,))");
 }

@@ -67,7 +67,7 @@ class Table1Config:
     label_rule: str = option("sign", choices=("sign", "bernoulli", "median"), help="label from the teacher logit t: 1{t>0}, Bernoulli(sigmoid t), 1{t>median}")
     eval_every: int = option(1, min=1, help="epochs between test-accuracy evaluations (training curves)")
     dtype: str = option("float32", choices=("float32", "float64"), help="student arithmetic")
-    backend: str = option("eager", choices=("eager", "auto", "compile"), help="actadapt backend in the workers (eager is faster for these tiny tensors)")
+    backend: str = option("auto", choices=("auto", "native", "eager", "compile"), help="actadapt backend in the workers: auto runs AGumb/AReLU through the fused C++ kernel (1.7x faster than eager here); compile costs 10-30 s per kernel variant per worker")
     threads: int = option(1, min=1, help="torch threads per worker process")
 
     def validate(self) -> None:
