@@ -1,0 +1,216 @@
+r"""Pre-trained word vectors for Table 3: reading them with gensim, the embedding matrix, coverage.
+
+Formats (read by gensim's ``KeyedVectors.load_word2vec_format``, never by hand):
+
+* ``word2vec-binary``: a header line ``COUNT DIM``, then per word the word, a space and ``DIM`` float32
+  values (the Google News vectors; default file ``GoogleNews-vectors-negative300-bolukbasi.bin``).
+* ``word2vec-text``: the same header, then one line per word: the word and ``DIM`` numbers.
+* ``glove``: one line per word, the word and its numbers, no header (``glove.6B.50d.top100k.txt.gz``).
+  Plain or gzip-compressed.
+
+Words of the data without a vector get random vectors as in Kim (2014): each component uniform on
+:math:`[-a, a]` with :math:`a = \sqrt{3 s^2}`, :math:`s^2` the variance of the components of the known
+vectors, so random and pre-trained vectors have the same variance (Kim's code fixes :math:`a = 0.25`, which
+matches the full Google News file; the unit-normalised subset here has :math:`a \approx 0.1`). Row 0 of the
+matrix is the zero padding vector.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+from typing import Dict, Tuple
+
+from .moviereview import DataError
+
+__all__ = [
+    "VECTOR_FORMATS",
+    "DEFAULT_VECTORS",
+    "vectors_path",
+    "detect_format",
+    "load_vectors",
+    "embedding_matrix",
+    "load_embeddings",
+]
+
+VECTOR_FORMATS = ("auto", "word2vec-binary", "word2vec-text", "glove")
+# name -> (file under <root>/word-vectors/, format)
+DEFAULT_VECTORS = {
+    "word2vec": ("GoogleNews-vectors-negative300-bolukbasi.bin", "word2vec-binary"),
+    "glove": ("glove.6B.50d.top100k.txt.gz", "glove"),
+}
+_EXPECT = {
+    "word2vec-binary": "word2vec binary format (a header line 'COUNT DIM', then per word: the word, a space, "
+    "DIM float32 values)",
+    "word2vec-text": "word2vec text format (a header line 'COUNT DIM', then one line per word: the word and DIM numbers)",
+    "glove": "GloVe text format (one line per word: the word and its numbers, no header; plain or .gz)",
+}
+
+
+def vectors_path(root: str, vectors: str, vectors_file: str = "") -> Tuple[str, str]:
+    """``(path, format)`` of the named vectors (``word2vec``/``glove``) or of ``vectors_file`` (absolute, or
+    relative to ``<root>/word-vectors/``); the format is ``auto`` for a file given explicitly."""
+    if vectors_file:
+        path = vectors_file if os.path.isabs(vectors_file) else os.path.join(root, "word-vectors", vectors_file)
+        return path, "auto"
+    if vectors not in DEFAULT_VECTORS:
+        raise DataError(f"unknown word vectors {vectors!r}; valid: {', '.join(DEFAULT_VECTORS)}")
+    name, fmt = DEFAULT_VECTORS[vectors]
+    return os.path.join(root, "word-vectors", name), fmt
+
+
+def _open_text(path: str):
+    with open(path, "rb") as fh:
+        gz = fh.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rb") if gz else open(path, "rb")
+
+
+def _first_line(path: str, limit: int = 1 << 16) -> bytes:
+    try:
+        with _open_text(path) as fh:
+            return fh.readline(limit)
+    except (OSError, EOFError) as err:  # e.g. a truncated gzip
+        raise DataError(f"word vectors file {path!r} cannot be read ({err})") from None
+
+
+def _is_header(line: bytes) -> bool:
+    parts = line.split()
+    return len(parts) == 2 and all(p.isdigit() for p in parts)
+
+
+def detect_format(path: str) -> str:
+    """Guess the format of ``path`` from its first line: a ``COUNT DIM`` header means word2vec (binary if
+    the file name ends in ``.bin``), a word followed by numbers means GloVe."""
+    line = _first_line(path)
+    if _is_header(line):
+        return "word2vec-binary" if path.endswith(".bin") else "word2vec-text"
+    parts = line.split()
+    if len(parts) >= 2:
+        try:
+            [float(p) for p in parts[1:]]
+            return "glove"
+        except ValueError:
+            pass
+    raise DataError(
+        f"word vectors file {path!r} is in no known format; expected {_EXPECT['word2vec-binary']}, "
+        f"{_EXPECT['word2vec-text']}, or {_EXPECT['glove']}"
+    )
+
+
+def _check_format(path: str, fmt: str) -> None:
+    """Fail early, naming the expected format, when the first line cannot start a file of ``fmt``."""
+    line = _first_line(path)
+    wrong = DataError(f"word vectors file {path!r} is not in {_EXPECT[fmt]}")
+    if fmt in ("word2vec-binary", "word2vec-text"):
+        if not _is_header(line):
+            raise wrong
+    else:  # glove: a word, then numbers
+        parts = line.split()
+        if _is_header(line):
+            raise DataError(f"word vectors file {path!r} starts with a 'COUNT DIM' header, so it is word2vec, "
+                            f"not {_EXPECT['glove']}; set vectors_format=word2vec-text (or -binary)")
+        try:
+            if len(parts) < 2:
+                raise ValueError
+            [float(p) for p in parts[1:]]
+        except ValueError:
+            raise wrong from None
+
+
+def load_vectors(path: str, fmt: str = "auto"):
+    """A gensim ``KeyedVectors`` read from ``path`` in ``fmt`` (one of :data:`VECTOR_FORMATS`).
+
+    Any failure (missing file, wrong or damaged format) raises :class:`DataError` naming the file and the
+    format expected.
+    """
+    if fmt not in VECTOR_FORMATS:
+        raise DataError(f"unknown word vectors format {fmt!r}; valid formats: {', '.join(VECTOR_FORMATS)}")
+    if not os.path.isfile(path):
+        expected = "word vectors in " + (_EXPECT[fmt] if fmt != "auto" else "word2vec binary/text or GloVe text format")
+        raise DataError(f"word vectors file {path!r} not found; expected {expected} "
+                        "(give the data root with --data-dir or $ACTADAPT_DATA)")
+    if fmt == "auto":
+        fmt = detect_format(path)
+    _check_format(path, fmt)
+    try:
+        from gensim.models import KeyedVectors
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise ImportError("reading word vectors needs gensim: pip install 'actadapt[experiments]'") from None
+    try:
+        kv = KeyedVectors.load_word2vec_format(
+            path, binary=fmt == "word2vec-binary", no_header=fmt == "glove", unicode_errors="replace"
+        )
+    except Exception as err:  # gensim raises ValueError, EOFError, UnicodeDecodeError, ... on bad files
+        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise DataError(f"word vectors file {path!r} could not be read as {_EXPECT[fmt]}: {msg}") from None
+    if len(kv) == 0 or kv.vector_size < 1:
+        raise DataError(f"word vectors file {path!r} holds no vectors; expected {_EXPECT[fmt]}")
+    return kv
+
+
+def embedding_matrix(
+    index: Dict[str, int],
+    counts: Dict[str, int],
+    kv,
+    seed: int,
+    unknown_range: float = 0.0,
+    source: str = "",
+) -> Tuple["object", Dict]:
+    r"""The ``(len(index) + 1, dim)`` float32 matrix for a vocabulary, and its coverage.
+
+    Row ``index[w]`` is ``kv[w]`` when ``w`` has a vector, else uniform on :math:`[-a, a]` (drawn in index
+    order from ``seed``); row 0 is zeros (padding). ``unknown_range`` :math:`= a`; 0 (default) matches the
+    variance of the known vectors (Kim): :math:`a = \sqrt{3\,\mathrm{Var}}` over all components of the
+    vectors of the known words.
+
+    Returns ``(matrix, coverage)``, coverage a dict: ``dim``, ``types``, ``known_types``, ``type_coverage``,
+    ``tokens``, ``known_tokens``, ``token_coverage`` (fractions), ``known_variance``, ``unknown_range``.
+    """
+    import numpy as np
+
+    dim = int(kv.vector_size)
+    mat = np.zeros((len(index) + 1, dim), dtype=np.float32)
+    known = np.zeros(len(index) + 1, dtype=bool)
+    for w, i in index.items():
+        if w in kv.key_to_index:
+            mat[i] = kv[w]
+            known[i] = True
+    n_known = int(known.sum())
+    if n_known == 0:
+        raise DataError(
+            f"word vectors file {source!r}: none of the data's {len(index)} word types has a vector "
+            "(wrong vectors file, or vectors of another language/casing?)"
+        )
+    var = float(mat[known].astype(np.float64).var())
+    a = float(unknown_range) if unknown_range > 0 else math.sqrt(3.0 * var)
+    unknown = np.flatnonzero(~known)[1:]  # row 0 (padding) stays zero
+    rng = np.random.default_rng(seed)
+    mat[unknown] = rng.uniform(-a, a, size=(len(unknown), dim)).astype(np.float32)
+    tokens = sum(counts.values())
+    known_tokens = sum(c for w, c in counts.items() if known[index[w]])
+    coverage = {
+        "vectors": source,
+        "dim": dim,
+        "vectors_in_file": int(len(kv)),
+        "types": len(index),
+        "known_types": n_known,
+        "type_coverage": n_known / max(len(index), 1),
+        "tokens": int(tokens),
+        "known_tokens": int(known_tokens),
+        "token_coverage": known_tokens / max(tokens, 1),
+        "known_variance": var,
+        "unknown_range": a,
+    }
+    return mat, coverage
+
+
+def load_embeddings(root: str, index: Dict[str, int], counts: Dict[str, int], vectors: str = "word2vec",
+                    vectors_file: str = "", vectors_format: str = "auto", seed: int = 0,
+                    unknown_range: float = 0.0) -> Tuple["object", Dict]:
+    """:func:`embedding_matrix` of the vectors named ``vectors`` (or ``vectors_file``) under ``root``."""
+    path, fmt = vectors_path(root, vectors, vectors_file)
+    if vectors_format != "auto":
+        fmt = vectors_format
+    kv = load_vectors(path, fmt)
+    return embedding_matrix(index, counts, kv, seed, unknown_range, source=path)
