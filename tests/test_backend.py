@@ -82,7 +82,7 @@ def test_native_build_failure_falls_back_or_raises_when_forced(monkeypatch):
      ((2, 3, 1, 5), (3, 1, 5), (1, 1, 15, 1)), ((2, 3, 4, 5), (3, 4, 1), (1, 1, 12, 5)),
      ((3, 4, 5, 6, 7), (3, 1, 5, 1, 1), (3, 4, 5, 42)), ((3, 4, 5), (3, 1, 1), (1, 1, 3, 20)),
      ((2, 3, 4, 5), (2, 1, 4, 1), (2, 3, 4, 5)), ((2, 3, 4, 5, 6), (2, 1, 4, 1, 6), None),
-     ((2, 3, 4, 5), (2, 3, 1, 5), (6, 4, 5, 1)), ((4, 5), (4, 1, 5), None)],
+     ((2, 3, 4, 5), (2, 3, 1, 5), (6, 4, 5, 1)), ((4, 5), (4, 1, 5), None), ((4, 1), (1, 5), None)],
 )
 def test_native_layout(x_shape, a_shape, expected):
     assert _native.layout(torch.empty(x_shape), torch.empty(a_shape)) == expected

@@ -263,6 +263,27 @@ def test_per_channel_alpha_gradient_is_summed_over_broadcast_axes():
     torch.testing.assert_close(a.grad, a_full.grad.sum(dim=(0, 2, 3)).reshape(3, 1, 1), rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("backend", ["eager", "native", "compile"])
+def test_outer_product_broadcasting_reduces_both_gradients(backend):
+    """x of shape (n, 1) against alpha of shape (1, m), as when drawing one curve per neuron."""
+    previous = actadapt.get_backend()
+    actadapt.set_backend(backend)
+    try:
+        x = torch.linspace(-3, 3, 7, dtype=torch.float64)[:, None].requires_grad_()
+        a = torch.tensor([[0.3, 1.0, 4.0]], dtype=torch.float64, requires_grad=True)
+        for fn in (AF.adaptive_gumbel, AF.adaptive_relu, AF.swish):
+            y = fn(x, a)
+            assert y.shape == (7, 3)
+            gx, ga = torch.autograd.grad(y.sum(), (x, a))
+            xe, ae = x.detach().expand(7, 3).clone().requires_grad_(), a.detach().expand(7, 3).clone().requires_grad_()
+            gxe, gae = torch.autograd.grad(fn(xe, ae).sum(), (xe, ae))
+            torch.testing.assert_close(y, fn(xe, ae))
+            torch.testing.assert_close(gx, gxe.sum(1, keepdim=True))
+            torch.testing.assert_close(ga, gae.sum(0, keepdim=True))
+    finally:
+        actadapt.set_backend(previous)
+
+
 # --------------------------------------------------------------------- dtypes and bad input
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
 @pytest.mark.parametrize("family,form", ALL, ids=[f"{f}-{g}" for f, g in ALL])

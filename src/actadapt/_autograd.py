@@ -78,7 +78,7 @@ def _make_backward(family: CdfFamily, gated: bool) -> Callable:
     def backward_kernel(grad: Tensor, x: Tensor, alpha: Tensor) -> Tuple[Tensor, Tensor]:
         dtype = compute_dtype(x, alpha)
         gx, ga = activation_backward(family, gated, grad.to(dtype), x.to(dtype), alpha.to(dtype))
-        return gx.to(x.dtype), reduce_to_shape(ga, alpha.shape).to(alpha.dtype)
+        return reduce_to_shape(gx, x.shape).to(x.dtype), reduce_to_shape(ga, alpha.shape).to(alpha.dtype)
 
     return backward_kernel
 

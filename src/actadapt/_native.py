@@ -93,8 +93,8 @@ def layout(x: Tensor, alpha: Tensor) -> Optional[tuple[int, int, int, int]]:
     earlier block of size ``G`` separated from it by axes of total size ``M`` (e.g. alpha of shape
     ``(models, 1, neurons)`` for a batch of models). Everything else is broadcast.
     """
-    if alpha.dim() > x.dim():
-        return None
+    if alpha.dim() > x.dim() or torch.broadcast_shapes(x.shape, alpha.shape) != x.shape:
+        return None  # x itself is broadcast (e.g. an outer product): the generic path handles it
     a_full = [1] * (x.dim() - alpha.dim()) + list(alpha.shape)
     keep = [i for i, n in enumerate(x.shape) if n != 1]  # size-1 axes of x join any block
     shape = [x.shape[i] for i in keep]
