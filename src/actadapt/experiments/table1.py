@@ -87,9 +87,9 @@ class Table1Config:
 PRESETS = {
     # seconds: used by the tests
     "smoke": {"n_samples": 200, "epochs": [2], "draws": 1, "folds": 5},
-    # the whole 4x4 table in a few minutes on 2 cores: the 8-layer rows cost ~8x more per epoch, so they get
+    # the whole 4x4 table in about 4 minutes on 2 idle cores (budget: 10): the 8-layer rows cost ~8x more per epoch, so they get
     # fewer epochs and the two 1-layer rows finish in about the time of one 8-layer row
-    "quick": {"n_samples": 2000, "depths": [1, 8], "epochs": [60, 15], "draws": 3, "folds": 5},
+    "quick": {"n_samples": 5000, "depths": [1, 8], "epochs": [100, 40], "draws": 3, "folds": 5},
     # the paper's sizes; months of CPU time at ~60 ms per step: for a bigger machine (use --workers)
     "paper": {"n_samples": 100_000, "epochs": [2000], "draws": 5, "folds": 5, "eval_every": 20},
 }
