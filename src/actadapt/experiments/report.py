@@ -31,6 +31,7 @@ Every number is recomputed from the run folder's fold records; nothing is typed 
 from __future__ import annotations
 
 import math
+import os
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence
 
 __all__ = ["RESULTS_FORMAT", "mean_se", "cell_stats", "markdown_table", "fmt_num"]
@@ -100,3 +101,17 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def save_figure(plt, fig, run_dir: str, name: str) -> str:
+    """Write ``fig`` to ``run_dir/figures/name`` atomically (temp file, then rename) and close it.
+
+    Returns the path relative to ``run_dir``, as report.md links it.
+    """
+    path = os.path.join("figures", name)
+    tmp = os.path.join(run_dir, path + ".tmp.png")
+    fig.tight_layout()
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, os.path.join(run_dir, path))
+    return path

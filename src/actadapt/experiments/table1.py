@@ -20,7 +20,7 @@ from typing import Dict, List
 
 from .config import ConfigError, option
 from .registry import Experiment, Task, register
-from .report import RESULTS_FORMAT, cell_stats, fmt_num, markdown_table
+from .report import RESULTS_FORMAT, cell_stats, fmt_num, markdown_table, save_figure
 from .runner import read_record, write_record, write_text
 
 __all__ = ["Table1Config", "Table1", "PAPER_TABLE1", "stable_seed"]
@@ -391,13 +391,7 @@ class Table1(Experiment):
         made = []
 
         def save(fig, name, caption):
-            path = os.path.join("figures", name)
-            tmp = os.path.join(run_dir, path + ".tmp.png")
-            fig.tight_layout()
-            fig.savefig(tmp, dpi=110)
-            plt.close(fig)
-            os.replace(tmp, os.path.join(run_dir, path))
-            made.append((caption, path))
+            made.append((caption, save_figure(plt, fig, run_dir, name)))
 
         # Figure 2: fitted alphas of the one-hidden-layer adaptive students
         import torch

@@ -26,7 +26,7 @@ from typing import Dict, List
 from .config import ConfigError, option
 from .lenet import ACTIVATIONS
 from .registry import Experiment, Task, register
-from .report import RESULTS_FORMAT, cell_stats, fmt_num, markdown_table
+from .report import RESULTS_FORMAT, cell_stats, fmt_num, markdown_table, save_figure
 from .runner import read_record, write_record, write_text
 
 __all__ = ["Table2Config", "Table2", "PAPER_TABLE2"]
@@ -446,13 +446,7 @@ class Table2(Experiment):
         made = []
 
         def save(fig, name, caption):
-            path = os.path.join("figures", name)
-            tmp = os.path.join(run_dir, path + ".tmp.png")
-            fig.tight_layout()
-            fig.savefig(tmp, dpi=110)
-            plt.close(fig)
-            os.replace(tmp, os.path.join(run_dir, path))
-            made.append((caption, path))
+            made.append((caption, save_figure(plt, fig, run_dir, name)))
 
         # Figure 6: training and validation (and test) error per epoch; colour = conv, line style = fc
         from matplotlib.ticker import MaxNLocator, ScalarFormatter

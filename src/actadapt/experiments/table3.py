@@ -25,7 +25,7 @@ from typing import Dict, List
 
 from .config import ConfigError, option
 from .registry import Experiment, Task, register
-from .report import RESULTS_FORMAT, cell_stats, fmt_num, markdown_table, mean_se
+from .report import RESULTS_FORMAT, cell_stats, fmt_num, markdown_table, mean_se, save_figure
 from .runner import read_record, write_record, write_text
 from .table1 import stable_seed
 
@@ -468,13 +468,7 @@ class Table3(Experiment):
         made = []
 
         def save(fig, name, caption):
-            path = os.path.join("figures", name)
-            tmp = os.path.join(run_dir, path + ".tmp.png")
-            fig.tight_layout()
-            fig.savefig(tmp, dpi=110)
-            plt.close(fig)
-            os.replace(tmp, os.path.join(run_dir, path))
-            made.append((caption, path))
+            made.append((caption, save_figure(plt, fig, run_dir, name)))
 
         def mean_curve(rs, key):
             n = min(len(r[key]) for r in rs)
