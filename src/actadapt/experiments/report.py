@@ -34,7 +34,7 @@ import math
 import os
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence
 
-__all__ = ["RESULTS_FORMAT", "mean_se", "cell_stats", "markdown_table", "fmt_num"]
+__all__ = ["RESULTS_FORMAT", "mean_se", "cell_stats", "markdown_table", "fmt_num", "save_figure"]
 
 RESULTS_FORMAT = "actadapt-results/1"
 
