@@ -98,19 +98,23 @@ def _cmd_list() -> None:
 
 
 def _print_table(results: dict) -> None:
+    """Print the main table and any further metric tables (``cells_<metric>``, e.g. Table 4's recall)."""
     from .experiments.report import fmt_num
 
-    cells = {(c["row"], c["column"]): c for c in results["cells"]}
+    extra = [(key[len("cells_"):], value) for key, value in results.items() if key.startswith("cells_") and value]
+    tables = [(results.get("metric", "") if extra else "", results["cells"])] + extra
     cols = results["columns"]
-    print(f"{results['title']}: ours ± SE [paper]")
-    print("  " + "".join(f"{'':10}") + "".join(f"{c:>22}" for c in cols) + f"{'majority':>10}")
-    for row in results["rows"]:
-        line = f"  {row:10}"
-        for c in cols:
-            cell = cells[(row, c)]
-            line += f"{fmt_num(cell['mean']) + ' ± ' + fmt_num(cell['se'], 2) + ' [' + fmt_num(cell['paper']) + ']':>22}"
-        line += f"{fmt_num(cells[(row, cols[0])]['majority_rate']):>10}"
-        print(line)
+    for metric, table in tables:
+        cells = {(c["row"], c["column"]): c for c in table}
+        print(f"{results['title']}{': ' + metric if metric else ''}: ours ± SE [paper]")
+        print("  " + f"{'':10}" + "".join(f"{c:>22}" for c in cols) + f"{'majority':>10}")
+        for row in results["rows"]:
+            line = f"  {row:10}"
+            for c in cols:
+                cell = cells[(row, c)]
+                line += f"{fmt_num(cell['mean']) + ' ± ' + fmt_num(cell['se'], 2) + ' [' + fmt_num(cell['paper']) + ']':>22}"
+            line += f"{fmt_num(cells[(row, cols[0])].get('majority_rate')):>10}"
+            print(line)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
