@@ -91,6 +91,15 @@ def read_record(path: str, cfg_hash: str) -> Optional[Dict]:
     return rec
 
 
+def read_records(run_dir: str, cfg, relpaths) -> List[Dict]:
+    """The finished records among ``relpaths`` (run-folder-relative) that belong to ``cfg``, in that order."""
+    from .config import config_hash
+
+    chash = config_hash(hashed_config(cfg))
+    records = (read_record(os.path.join(run_dir, rel), chash) for rel in relpaths)
+    return [rec for rec in records if rec is not None]
+
+
 def hashed_config(cfg) -> Dict:
     """The part of a config that identifies its results: keys at their default value are left out, so a key
     added later (whose default keeps the old behaviour) does not orphan existing run folders."""

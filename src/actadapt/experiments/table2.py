@@ -27,7 +27,7 @@ from .config import ConfigError, option
 from .lenet import ACTIVATIONS
 from .registry import Experiment, Task, register
 from .report import RESULTS_FORMAT, cell_stats, fmt_num, markdown_table, save_figure
-from .runner import read_record, write_record, write_text
+from .runner import read_records, write_record, write_text
 
 __all__ = ["Table2Config", "Table2", "PAPER_TABLE2"]
 
@@ -286,18 +286,8 @@ class Table2(Experiment):
 
     # ---------------------------------------------------------------------------------- results
     def records(self, cfg: Table2Config, run_dir: str) -> List[Dict]:
-        from .config import config_hash
-        from .runner import hashed_config
-
-        chash = config_hash(hashed_config(cfg))
-        out = []
-        for r in range(cfg.repeats):
-            for conv in cfg.conv_acts:
-                for fc in cfg.fc_acts:
-                    rec = read_record(os.path.join(run_dir, record_path(conv, fc, r)), chash)
-                    if rec is not None:
-                        out.append(rec)
-        return out
+        return read_records(run_dir, cfg, (record_path(conv, fc, r) for r in range(cfg.repeats)
+                                           for conv in cfg.conv_acts for fc in cfg.fc_acts))
 
     def summarize(self, cfg: Table2Config, run_dir: str) -> Dict:
         from .config import config_hash

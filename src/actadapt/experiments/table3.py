@@ -26,7 +26,7 @@ from typing import Dict, List
 from .config import ConfigError, option
 from .registry import Experiment, Task, register
 from .report import RESULTS_FORMAT, cell_stats, fmt_num, markdown_table, mean_se, save_figure
-from .runner import read_record, write_record, write_text
+from .runner import read_records, write_record, write_text
 from .table1 import stable_seed
 
 __all__ = ["Table3Config", "Table3", "PAPER_TABLE3", "KIM_CNN_STATIC_MR"]
@@ -250,18 +250,8 @@ class Table3(Experiment):
 
     # ---------------------------------------------------------------------------------- results
     def records(self, cfg: Table3Config, run_dir: str) -> List[Dict]:
-        from .config import config_hash
-        from .runner import hashed_config
-
-        chash = config_hash(hashed_config(cfg))
-        out = []
-        for conv in cfg.conv_acts:
-            for fc in cfg.fc_acts:
-                for k in range(cfg.folds):
-                    rec = read_record(os.path.join(run_dir, record_path(conv, fc, k)), chash)
-                    if rec is not None:
-                        out.append(rec)
-        return out
+        return read_records(run_dir, cfg, (record_path(conv, fc, k) for conv in cfg.conv_acts
+                                           for fc in cfg.fc_acts for k in range(cfg.folds)))
 
     def summarize(self, cfg: Table3Config, run_dir: str) -> Dict:
         from .config import config_hash
