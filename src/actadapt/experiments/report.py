@@ -34,7 +34,7 @@ import math
 import os
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence
 
-__all__ = ["RESULTS_FORMAT", "mean_se", "cell_stats", "markdown_table", "fmt_num", "save_figure"]
+__all__ = ["RESULTS_FORMAT", "mean_se", "cell_stats", "markdown_table", "fmt_num", "save_figure", "figure_saver", "choices_and_figures_markdown"]
 
 RESULTS_FORMAT = "actadapt-results/1"
 
@@ -115,3 +115,36 @@ def save_figure(plt, fig, run_dir: str, name: str) -> str:
     plt.close(fig)
     os.replace(tmp, os.path.join(run_dir, path))
     return path
+
+
+def figure_saver(run_dir: str):
+    """``(plt, save, made)`` for writing a run's figures, or ``None`` when matplotlib is missing.
+
+    ``save(fig, name, caption)`` writes ``figures/name`` atomically (:func:`save_figure`) and appends
+    ``(caption, relpath)`` to the list ``made``, which is what :func:`figures_markdown` links.
+    """
+    try:
+        from ..plot import _pyplot
+
+        plt = _pyplot()
+    except ImportError:
+        return None
+    os.makedirs(os.path.join(run_dir, "figures"), exist_ok=True)
+    made: List = []
+
+    def save(fig, name: str, caption: str) -> None:
+        made.append((caption, save_figure(plt, fig, run_dir, name)))
+
+    return plt, save, made
+
+
+def choices_and_figures_markdown(choices: Mapping[str, str], figures: Sequence, unit: str = "folds") -> List[str]:
+    """The report's closing sections: the choices made where the paper is silent, then the figures."""
+    lines = ["## Choices where the paper is silent", ""]
+    lines += [f"- **{k}**: {v}" for k, v in choices.items()]
+    lines += ["", "## Figures", ""]
+    lines += [f"![{name}]({path})" for name, path in figures] or [
+        f"(no figures: matplotlib missing or no {unit} finished)"
+    ]
+    lines.append("")
+    return lines

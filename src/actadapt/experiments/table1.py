@@ -20,7 +20,14 @@ from typing import Dict, List
 
 from .config import ConfigError, option
 from .registry import Experiment, Task, register
-from .report import RESULTS_FORMAT, cell_stats, fmt_num, markdown_table, save_figure
+from .report import (
+    RESULTS_FORMAT,
+    cell_stats,
+    choices_and_figures_markdown,
+    figure_saver,
+    fmt_num,
+    markdown_table,
+)
 from .runner import read_record, write_record, write_text
 
 __all__ = ["Table1Config", "Table1", "PAPER_TABLE1", "stable_seed"]
@@ -367,31 +374,19 @@ class Table1(Experiment):
             "",
             markdown_table(["row", "student"] + [f"draw {d}" for d in range(n_draws)], per_draw_rows),
             "",
-            "## Choices where the paper is silent",
-            "",
         ]
-        lines += [f"- **{k}**: {v}" for k, v in results["choices"].items()]
-        lines += ["", "## Figures", ""]
-        lines += [f"![{name}]({path})" for name, path in figures] or ["(no figures: matplotlib missing or no folds finished)"]
-        lines.append("")
+        lines += choices_and_figures_markdown(results["choices"], figures, "folds")
         return "\n".join(lines)
 
     def figures(self, cfg: Table1Config, run_dir: str):
         """Write Figures 2-4 and the training curves into ``figures/``; returns ``[(caption, relpath)]``."""
-        try:
-            from ..plot import _pyplot, plot_alpha_histogram, plot_learned_curves
-
-            plt = _pyplot()
-        except ImportError:
-            return []
+        saver = figure_saver(run_dir)
         recs = self.records(cfg, run_dir)
-        if not recs:
+        if saver is None or not recs:
             return []
-        os.makedirs(os.path.join(run_dir, "figures"), exist_ok=True)
-        made = []
+        from ..plot import plot_alpha_histogram, plot_learned_curves
 
-        def save(fig, name, caption):
-            made.append((caption, save_figure(plt, fig, run_dir, name)))
+        plt, save, made = saver
 
         # Figure 2: fitted alphas of the one-hidden-layer adaptive students
         import torch

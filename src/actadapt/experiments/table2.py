@@ -26,7 +26,14 @@ from typing import Dict, List
 from .config import ConfigError, option
 from .lenet import ACTIVATIONS
 from .registry import Experiment, Task, register
-from .report import RESULTS_FORMAT, cell_stats, fmt_num, markdown_table, save_figure
+from .report import (
+    RESULTS_FORMAT,
+    cell_stats,
+    choices_and_figures_markdown,
+    figure_saver,
+    fmt_num,
+    markdown_table,
+)
 from .runner import read_records, write_record, write_text
 
 __all__ = ["Table2Config", "Table2", "PAPER_TABLE2"]
@@ -412,31 +419,19 @@ class Table2(Experiment):
             "",
             markdown_table(["conv", "fc", "epochs", "test acc %", "train err %", "best val err %", "s/epoch"], detail),
             "",
-            "## Choices where the paper is silent",
-            "",
         ]
-        lines += [f"- **{k}**: {v}" for k, v in results["choices"].items()]
-        lines += ["", "## Figures", ""]
-        lines += [f"![{name}]({path})" for name, path in figures] or ["(no figures: matplotlib missing or no cells finished)"]
-        lines.append("")
+        lines += choices_and_figures_markdown(results["choices"], figures, "cells")
         return "\n".join(lines)
 
     def figures(self, cfg: Table2Config, run_dir: str):
         """Write Figure 6 (error curves) and the fitted-alpha histograms into ``figures/``; ``[(caption, relpath)]``."""
-        try:
-            from ..plot import _pyplot, plot_alpha_histogram
-
-            plt = _pyplot()
-        except ImportError:
-            return []
+        saver = figure_saver(run_dir)
         recs = self.records(cfg, run_dir)
-        if not recs:
+        if saver is None or not recs:
             return []
-        os.makedirs(os.path.join(run_dir, "figures"), exist_ok=True)
-        made = []
+        from ..plot import plot_alpha_histogram
 
-        def save(fig, name, caption):
-            made.append((caption, save_figure(plt, fig, run_dir, name)))
+        plt, save, made = saver
 
         # Figure 6: training and validation (and test) error per epoch; colour = conv, line style = fc
         from matplotlib.ticker import MaxNLocator, ScalarFormatter

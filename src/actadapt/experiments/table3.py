@@ -25,7 +25,15 @@ from typing import Dict, List
 
 from .config import ConfigError, option
 from .registry import Experiment, Task, register
-from .report import RESULTS_FORMAT, cell_stats, fmt_num, markdown_table, mean_se, save_figure
+from .report import (
+    RESULTS_FORMAT,
+    cell_stats,
+    choices_and_figures_markdown,
+    figure_saver,
+    fmt_num,
+    markdown_table,
+    mean_se,
+)
 from .runner import read_records, write_record, write_text
 from .table1 import stable_seed
 
@@ -434,31 +442,19 @@ class Table3(Experiment):
             f"- training time: {fmt_num(secs.get('total'), 0)} s over {secs.get('models', 0)} models "
             f"({fmt_num(secs.get('per_model_mean'), 0)} s each on average)",
             "",
-            "## Choices where the paper is silent",
-            "",
         ]
-        lines += [f"- **{k}**: {v}" for k, v in results["choices"].items()]
-        lines += ["", "## Figures", ""]
-        lines += [f"![{name}]({path})" for name, path in figures] or ["(no figures: matplotlib missing or no folds finished)"]
-        lines.append("")
+        lines += choices_and_figures_markdown(results["choices"], figures, "folds")
         return "\n".join(lines)
 
     def figures(self, cfg: Table3Config, run_dir: str):
         """Figure 8 (error curves of every cell) and alpha histograms into ``figures/``; ``[(caption, relpath)]``."""
-        try:
-            from ..plot import _pyplot, plot_alpha_histogram
-
-            plt = _pyplot()
-        except ImportError:
-            return []
+        saver = figure_saver(run_dir)
         recs = self.records(cfg, run_dir)
-        if not recs:
+        if saver is None or not recs:
             return []
-        os.makedirs(os.path.join(run_dir, "figures"), exist_ok=True)
-        made = []
+        from ..plot import plot_alpha_histogram
 
-        def save(fig, name, caption):
-            made.append((caption, save_figure(plt, fig, run_dir, name)))
+        plt, save, made = saver
 
         def mean_curve(rs, key):
             n = min(len(r[key]) for r in rs)
