@@ -28,7 +28,7 @@ from .report import (
     fmt_num,
     markdown_table,
 )
-from .runner import read_record, write_record, write_text
+from .runner import read_records, write_record, write_text
 
 __all__ = ["Table1Config", "Table1", "PAPER_TABLE1", "stable_seed"]
 
@@ -229,20 +229,9 @@ class Table1(Experiment):
 
     # ---------------------------------------------------------------------------------- results
     def records(self, cfg: Table1Config, run_dir: str) -> List[Dict]:
-        from .config import config_hash
-        from .runner import hashed_config
-
-        chash = config_hash(hashed_config(cfg))
-        out = []
-        for depth in cfg.depths:
-            for t in cfg.teachers:
-                for s in cfg.students:
-                    for d in range(cfg.draws):
-                        for k in range(cfg.folds):
-                            rec = read_record(os.path.join(run_dir, record_path(depth, t, s, d, k)), chash)
-                            if rec is not None:
-                                out.append(rec)
-        return out
+        paths = (record_path(depth, t, s, d, k) for depth in cfg.depths for t in cfg.teachers
+                 for s in cfg.students for d in range(cfg.draws) for k in range(cfg.folds))
+        return read_records(run_dir, cfg, paths)
 
     def summarize(self, cfg: Table1Config, run_dir: str) -> Dict:
         from .config import config_hash
