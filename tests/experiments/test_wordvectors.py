@@ -150,6 +150,22 @@ def test_unknown_vectors_seeded_and_fixed_range():
     assert cov["unknown_range"] == 0.25 and np.abs(c[2:]).max() <= 0.25 and np.abs(c[2:]).max() > 0.1
 
 
+def test_known_vectors_rescaled_to_a_target_std_and_unknown_ones_follow():
+    kv = _kv(dim=50, words=[f"w{i}" for i in range(200)])
+    index = {**{f"w{i}": i + 1 for i in range(200)}, **{f"u{i}": 201 + i for i in range(2000)}}
+    counts = {w: 1 for w in index}
+    plain, cov0 = embedding_matrix(index, counts, kv, seed=3)
+    mat, cov = embedding_matrix(index, counts, kv, seed=3, target_std=0.1443)
+    known = mat[1:201].astype(np.float64)
+    assert np.std(known) == pytest.approx(0.1443, rel=1e-5)
+    factor = 0.1443 / np.std(plain[1:201].astype(np.float64))
+    np.testing.assert_allclose(known, plain[1:201] * factor, rtol=1e-6)  # one factor: directions kept
+    assert cov["file_std"] == pytest.approx(cov0["file_std"]) and cov["rescale"] == pytest.approx(factor)
+    assert cov0["rescale"] == 1.0
+    assert cov["unknown_range"] == pytest.approx(math.sqrt(3) * 0.1443, rel=1e-5)
+    assert np.var(mat[201:].astype(np.float64)) == pytest.approx(0.1443**2, rel=0.03)
+
+
 def test_no_known_word_is_an_error():
     with pytest.raises(DataError, match="none of the data's 2 word types has a vector"):
         embedding_matrix({"x": 1, "y": 2}, {"x": 1, "y": 1}, _kv(), seed=0, source="v.bin")

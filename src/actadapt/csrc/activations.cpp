@@ -43,18 +43,32 @@ inline bool all_lanes(const Vec<T>& mask) { return mask.zero_mask() == 0; }
 template <typename T>
 inline bool no_lane(const Vec<T>& mask) { return mask.zero_mask() == (1 << Vec<T>::size()) - 1; }
 
-// 1 - e^{-t} for t >= 0 (t = +inf allowed), given E = e^{-t}: 1 - E where t >= 0.01 (or t = 0: exactly 0),
-// which loses at most a factor E/(1 - E) < 100 (float: 1e-5, double: 2e-14), else the Taylor series
-// t * sum_k (-t)^k/(k+1)!, truncated below the dtype's epsilon (3 terms for float, 7 for double).
+// e^v (v <= 88). float: ATen's exp_u20 (a degree-5 polynomial, at most 20 ulp = 2.4e-6 relative, about
+// half the cost of Sleef's 1-ulp expf), except when a lane is below -80 or NaN: exp_u20 flushes results under
+// FLT_MIN (v < -87) to zero and drops NaN, while the callers scale e^v by up to x^2 = 1e8, so such vectors take
+// Sleef's exp (gradual underflow, NaN kept). double: Sleef's 1-ulp exp. Every caller's error bound below is
+// stated for these accuracies.
+template <typename T>
+inline Vec<T> exp_fast(const Vec<T>& v) {
+  if constexpr (sizeof(T) == 4) {
+    if (all_lanes(v >= Vec<T>(T(-80)))) return v.exp_u20();
+  }
+  return v.exp();
+}
+
+// 1 - e^{-t} for t >= 0 (t = +inf allowed), given E = e^{-t}: 1 - E where t >= t0 (or t = 0: exactly 0),
+// which turns E's relative error into at most E/(1 - E) times it (float: t0 = 0.1, 9.5 x 2.4e-6 = 2.3e-5;
+// double: t0 = 0.01, 99 x 1.1e-16 = 1.1e-14), else the Taylor series t * sum_k (-t)^k/(k+1)!, truncated below
+// the dtype's epsilon (6 terms for float: 0.1^6/7! = 2e-10; 7 for double: 0.01^7/8! = 2.5e-19).
 // Cheaper than Sleef's expm1 (about two exps) and exact where 1 - E would cancel.
 template <typename T>
 inline Vec<T> one_minus_exp_neg(const Vec<T>& t, const Vec<T>& E) {
   using V = Vec<T>;
   const V one(T(1));
-  const V series = (t < V(T(0.01))) & (t > V(T(0)));
+  const V series = (t < V(static_cast<T>(sizeof(T) == 4 ? 0.1 : 0.01))) & (t > V(T(0)));
   if (no_lane(series)) return one - E;
   static constexpr double kInvFact[7] = {1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040};
-  constexpr int kTerms = sizeof(T) == 4 ? 3 : 7;
+  constexpr int kTerms = sizeof(T) == 4 ? 6 : 7;
   const V minus_t = t.neg();
   V acc = V(static_cast<T>(kInvFact[kTerms - 1]));
   for (int k = kTerms - 2; k >= 0; --k) acc = at::vec::fmadd(acc, minus_t, V(static_cast<T>(kInvFact[k])));
@@ -136,6 +150,9 @@ struct Gumbel {
     else if (!any_small) { L = L_b; D = D_b; w = w_b; }
     else { L = select(small, L_s, L_b); D = select(small, D_s, D_b); w = select(small, w_s, w_b); }
   }
+  // L itself takes Sleef's 1-ulp exp: S = e^{-L} and the forward's 1 - e^{-L} multiply L's relative error
+  // by L (up to ~83 where S D is still above float's contract threshold), which exp_u20's 2.4e-6 would push
+  // past 1e-4. S = e^{-L} then needs only a relative accuracy, so it takes exp_fast.
   // sum_{k>=2} w^(k-2)/k for w < 0.05, truncated below epsilon: 6 terms for float, 13 for double.
   static inline V chi(const V& w) {
     static constexpr double kInv[13] = {1.0 / 2, 1.0 / 3, 1.0 / 4, 1.0 / 5, 1.0 / 6, 1.0 / 7, 1.0 / 8,
@@ -153,13 +170,13 @@ struct Gumbel {
     } else {
       core(x, p, L, D, w);
     }
-    return one_minus_exp_neg<T>(L, L.neg().exp());
+    return one_minus_exp_neg<T>(L, exp_fast<T>(L.neg()));
   }
   static inline void backward(const V& g, const V& x, const Alpha<T>& p, V& gx, V& ga) {
     const V& a = p.a;
     V L, D, w;
     core(x, p, L, D, w);
-    const V S = L.neg().exp();
+    const V S = exp_fast<T>(L.neg());
     const V series = w < V(T(0.05));
     V dL_da;
     if (all_lanes(series)) {
@@ -182,13 +199,13 @@ struct ExponentialGated {
   using V = Vec<T>;
   static inline V forward(const V& x, const Alpha<T>& p) {
     const V t = p.a * at::vec::maximum(x, V(T(0)));
-    return x * one_minus_exp_neg<T>(t, t.neg().exp());
+    return x * one_minus_exp_neg<T>(t, exp_fast<T>(t.neg()));
   }
   // d/dx = F + t e^{-t}; d/da = x * x_+ e^{-t}; both vanish for x <= 0 (t = 0, x_+ = 0).
   static inline void backward(const V& g, const V& x, const Alpha<T>& p, V& gx, V& ga) {
     const V x_pos = at::vec::maximum(x, V(T(0)));
     const V t = p.a * x_pos;
-    const V E = t.neg().exp();
+    const V E = exp_fast<T>(t.neg());
     gx = g * (one_minus_exp_neg<T>(t, E) + t * E);
     ga = g * x * x_pos * E;
   }
@@ -200,7 +217,7 @@ struct LogisticGated {
   using V = Vec<T>;
   // (s(t), s(-t)) from one e = exp(-|t|), as families._sigmoid_pair.
   static inline void pair(const V& t, V& s, V& s_neg, V& e, V& big) {
-    e = t.abs().neg().exp();
+    e = exp_fast<T>(t.abs().neg());
     big = V(T(1)) / (V(T(1)) + e);
     const V small = e * big;
     const V positive = t >= V(T(0));

@@ -51,6 +51,11 @@ GRID = ("ReLU", "AReLU", "AGumb")
 CHOICES = ("ReLU", "AReLU", "AGumb", "Sig", "Swish")
 
 
+# Kim's unknown-word range a = 0.25 was chosen to match the variance of the (full) Google News vectors:
+# a per-component standard deviation of a / sqrt(3).
+KIM_VECTORS_STD = round(0.25 / 3 ** 0.5, 4)
+
+
 @dataclass
 class Table3Config:
     """The settings of Table 3. Defaults are the paper's (after Kim's CNN-static); see ``help`` of each."""
@@ -66,6 +71,10 @@ class Table3Config:
     vectors_file: str = option("", help="another vectors file (absolute, or under <data root>/word-vectors/)")
     vectors_format: str = option("auto", choices=("auto", "word2vec-binary", "word2vec-text", "glove"),
                                  help="format of the vectors file (auto: from the first line and the .bin suffix)")
+    vectors_std: float = option(KIM_VECTORS_STD, min=0.0,
+                                help="rescale the known vectors to this component std before use (0: as in the file); "
+                                     "default 0.144 = Kim's U[-0.25, 0.25], the full Google News vectors' scale "
+                                     "(the shared subset is unit-normalised: 0.058)")
     unknown_range: float = option(0.0, min=0.0, help="unknown words ~ U[-a, a]; 0: a matches the known vectors' variance (Kim)")
     static: bool = option(True, help="frozen embeddings (CNN-static, the paper) or fine-tuned (CNN-non-static)")
     folds: int = option(5, min=2, help="stratified cross-validation folds (paper: 5)")
@@ -127,7 +136,7 @@ def record_path(conv: str, fc: str, fold: int) -> str:
 
 @functools.lru_cache(maxsize=2)
 def _prepared(root: str, dataset: str, max_examples: int, max_len: int, vectors: str, vectors_file: str,
-              vectors_format: str, unknown_range: float, folds: int, seed: int) -> Dict:
+              vectors_format: str, unknown_range: float, vectors_std: float, folds: int, seed: int) -> Dict:
     """Tokenised data, vocabulary, embedding matrix, coverage and folds (kept per worker process)."""
     import numpy as np
 
@@ -141,7 +150,8 @@ def _prepared(root: str, dataset: str, max_examples: int, max_len: int, vectors:
         docs, labels = [docs[i] for i in sub], [labels[i] for i in sub]
     index, counts = build_vocab(docs)
     matrix, coverage = load_embeddings(root, index, counts, vectors, vectors_file, vectors_format,
-                                       seed=stable_seed(seed, "unknown-words") % (2**32), unknown_range=unknown_range)
+                                       seed=stable_seed(seed, "unknown-words") % (2**32), unknown_range=unknown_range,
+                                       target_std=vectors_std)
     seqs = encode(docs, index, max_len)
     lengths = np.array([len(s) for s in seqs])
     return {
@@ -186,7 +196,7 @@ class Table3(Experiment):
 
     def prepared(self, cfg: Table3Config) -> Dict:
         return _prepared(cfg.data_dir, cfg.dataset, cfg.max_examples, cfg.max_len, cfg.vectors, cfg.vectors_file,
-                         cfg.vectors_format, cfg.unknown_range, cfg.folds, cfg.seed)
+                         cfg.vectors_format, cfg.unknown_range, cfg.vectors_std, cfg.folds, cfg.seed)
 
     def split(self, cfg: Table3Config, fold: int):
         """``(train_idx, dev_idx, test_idx)`` of ``fold``: the dev set is a stratified share of the training fold."""
@@ -324,7 +334,11 @@ class Table3(Experiment):
                                          "unit-normalised; the paper used the full 3M-word file)",
                              "glove": "GloVe 6B 50-d, the 100,000 most frequent words"}[cfg.vectors]
             + (f" (file {cfg.vectors_file})" if cfg.vectors_file else "")
-            + ("; frozen (CNN-static)" if cfg.static else "; fine-tuned (CNN-non-static)"),
+            + ("; frozen (CNN-static)" if cfg.static else "; fine-tuned (CNN-non-static)")
+            + (f"; rescaled to component std {cfg.vectors_std:g} (Kim's 0.25/sqrt(3), the full Google News "
+               "vectors' scale; at the subset's unit norm every pre-activation is 2.5x smaller and the adaptive "
+               "ReLU, ~alpha x^2 near 0, hardly learns in the first epochs)" if cfg.vectors_std
+               else "; at the file's scale"),
             "unknown words": "uniform on [-a, a], a = sqrt(3 x variance of the known vectors' components) (Kim's rule"
                              "; his code fixes a = 0.25)" if not cfg.unknown_range
             else f"uniform on [-{cfg.unknown_range:g}, {cfg.unknown_range:g}]",
@@ -438,7 +452,8 @@ class Table3(Experiment):
             f"{cov.get('tokens', 'n/a')} tokens (**{fmt_num(100 * cov['token_coverage']) if cov else 'n/a'}%**) have a "
             "pre-trained vector; the others get random vectors, uniform on "
             f"[-{fmt_num(cov.get('unknown_range'), 3)}, {fmt_num(cov.get('unknown_range'), 3)}] "
-            f"(known vectors' component variance {fmt_num(cov.get('known_variance'), 5)})",
+            f"(known vectors' component variance {fmt_num(cov.get('known_variance'), 5)}; the file's component std "
+            f"{fmt_num(cov.get('file_std'), 4)}, rescaled x{fmt_num(cov.get('rescale'), 3)})",
             f"- training time: {fmt_num(secs.get('total'), 0)} s over {secs.get('models', 0)} models "
             f"({fmt_num(secs.get('per_model_mean'), 0)} s each on average)",
             "",

@@ -13,6 +13,11 @@ Words of the data without a vector get random vectors as in Kim (2014): each com
 vectors, so random and pre-trained vectors have the same variance (Kim's code fixes :math:`a = 0.25`, which
 matches the full Google News file; the unit-normalised subset here has :math:`a \approx 0.1`). Row 0 of the
 matrix is the zero padding vector.
+
+The known vectors can first be rescaled to a given per-component standard deviation (``target_std``). Table 3
+rescales to Kim's :math:`0.25/\sqrt{3} = 0.144`, the scale of the full Google News vectors the paper used: the
+unit-normalised subset (std 0.058) shrinks every pre-activation 2.5-fold, and the adaptive ReLU, which is
+:math:`\approx \alpha x^2` near 0, then hardly learns in the first epochs.
 """
 
 from __future__ import annotations
@@ -156,16 +161,19 @@ def embedding_matrix(
     seed: int,
     unknown_range: float = 0.0,
     source: str = "",
+    target_std: float = 0.0,
 ) -> Tuple["object", Dict]:
     r"""The ``(len(index) + 1, dim)`` float32 matrix for a vocabulary, and its coverage.
 
     Row ``index[w]`` is ``kv[w]`` when ``w`` has a vector, else uniform on :math:`[-a, a]` (drawn in index
     order from ``seed``); row 0 is zeros (padding). ``unknown_range`` :math:`= a`; 0 (default) matches the
     variance of the known vectors (Kim): :math:`a = \sqrt{3\,\mathrm{Var}}` over all components of the
-    vectors of the known words.
+    vectors of the known words. ``target_std`` > 0 first scales the known vectors by one factor so that the
+    standard deviation of their components (about 0, as for word vectors) is ``target_std``.
 
     Returns ``(matrix, coverage)``, coverage a dict: ``dim``, ``types``, ``known_types``, ``type_coverage``,
-    ``tokens``, ``known_tokens``, ``token_coverage`` (fractions), ``known_variance``, ``unknown_range``.
+    ``tokens``, ``known_tokens``, ``token_coverage`` (fractions), ``file_std`` (before rescaling),
+    ``rescale`` (the factor, 1 if none), ``known_variance`` (after), ``unknown_range``.
     """
     import numpy as np
 
@@ -183,6 +191,11 @@ def embedding_matrix(
             "(wrong vectors file, or vectors of another language/casing?)"
         )
     var = float(mat[known].astype(np.float64).var())
+    file_std, rescale = math.sqrt(var), 1.0
+    if target_std > 0 and var > 0:
+        rescale = target_std / file_std
+        mat[known] *= np.float32(rescale)
+        var = float(mat[known].astype(np.float64).var())
     a = float(unknown_range) if unknown_range > 0 else math.sqrt(3.0 * var)
     unknown = np.flatnonzero(~known)[1:]  # row 0 (padding) stays zero
     rng = np.random.default_rng(seed)
@@ -199,6 +212,8 @@ def embedding_matrix(
         "tokens": int(tokens),
         "known_tokens": int(known_tokens),
         "token_coverage": known_tokens / max(tokens, 1),
+        "file_std": file_std,
+        "rescale": rescale,
         "known_variance": var,
         "unknown_range": a,
     }
@@ -207,10 +222,10 @@ def embedding_matrix(
 
 def load_embeddings(root: str, index: Dict[str, int], counts: Dict[str, int], vectors: str = "word2vec",
                     vectors_file: str = "", vectors_format: str = "auto", seed: int = 0,
-                    unknown_range: float = 0.0) -> Tuple["object", Dict]:
+                    unknown_range: float = 0.0, target_std: float = 0.0) -> Tuple["object", Dict]:
     """:func:`embedding_matrix` of the vectors named ``vectors`` (or ``vectors_file``) under ``root``."""
     path, fmt = vectors_path(root, vectors, vectors_file)
     if vectors_format != "auto":
         fmt = vectors_format
     kv = load_vectors(path, fmt)
-    return embedding_matrix(index, counts, kv, seed, unknown_range, source=path)
+    return embedding_matrix(index, counts, kv, seed, unknown_range, source=path, target_std=target_std)
