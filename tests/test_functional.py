@@ -125,9 +125,13 @@ def test_contract_native(family, form, dtype, native_backend):
     check_contract(family, form, dtype)
 
 
-@pytest.mark.parametrize("layout", ["shared", "per-channel", "per-feature", "tail", "block", "models", "models-rows", "groups"])
-def test_native_kernel_layouts_match_eager(layout, native_backend):
-    """The C++ kernel's two loop shapes (alpha per row; alpha along the contiguous axis) and SIMD tails."""
+@pytest.mark.parametrize("layout", ["shared", "per-channel", "per-feature", "tail", "block", "models", "models-rows", "groups",
+                                    "long-rows", "wide-features", "wide-models"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+def test_native_kernel_layouts_match_eager(layout, dtype, native_backend):
+    """The C++ kernel's two loop shapes (alpha per row; alpha along the contiguous axis) and SIMD tails.
+
+    float64 against eager float64; float32 (8 lanes, the fast exp) against eager float64 at the same inputs."""
     g = torch.Generator().manual_seed(3)
     x_shape, a_shape = {
         "shared": ((5, 7, 3), ()),
@@ -138,20 +142,26 @@ def test_native_kernel_layouts_match_eager(layout, native_backend):
         "models": ((3, 7, 10), (3, 1, 10)),  # per (model, neuron) for a batch of models: G=3, M=7, C=10
         "models-rows": ((2, 3, 4, 5), (2, 1, 4, 1)),  # G=2, M=3, C=4, rows of 5
         "groups": ((2, 3, 4, 5), (2, 3, 1, 5)),  # G=6, M=4, C=5
+        "long-rows": ((3, 4, 37), (4, 1)),  # two vectors per iteration, then one, then a tail
+        "wide-features": ((5, 45), (45,)),
+        "wide-models": ((2, 3, 45), (2, 1, 45)),
     }[layout]
     for name, fn in [("gumbel", AF.adaptive_gumbel), ("relu", AF.adaptive_relu), ("swish", AF.swish)]:
-        x = (torch.randn(x_shape, generator=g, dtype=torch.float64) * 4).requires_grad_()
-        a = (torch.rand(a_shape, generator=g, dtype=torch.float64) * 3 + 0.05).requires_grad_()
+        x = (torch.randn(x_shape, generator=g, dtype=torch.float64) * 4).to(dtype).requires_grad_()
+        a = (torch.rand(a_shape, generator=g, dtype=torch.float64) * 3 + 0.05).to(dtype).requires_grad_()
+        gy = torch.randn(x_shape, generator=g, dtype=torch.float64).to(dtype)
         y = fn(x, a)
-        gy = torch.randn(y.shape, generator=g, dtype=torch.float64)
         gx, ga = torch.autograd.grad(y, (x, a), gy)
         actadapt.set_backend("eager")
-        y2 = fn(x, a)
-        gx2, ga2 = torch.autograd.grad(y2, (x, a), gy)
+        x64, a64 = x.detach().double().requires_grad_(), a.detach().double().requires_grad_()
+        y2 = fn(x64, a64)
+        gx2, ga2 = torch.autograd.grad(y2, (x64, a64), gy.double())
         actadapt.set_backend("native")
-        torch.testing.assert_close(y, y2, rtol=1e-13, atol=1e-15, msg=name)
-        torch.testing.assert_close(gx, gx2, rtol=1e-13, atol=1e-15, msg=name)
-        torch.testing.assert_close(ga, ga2, rtol=1e-12, atol=1e-13, msg=name)
+        tol = dict(rtol=1e-13, atol=1e-15) if dtype == torch.float64 else dict(rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(y.double(), y2, **tol, msg=name)
+        torch.testing.assert_close(gx.double(), gx2, **tol, msg=name)
+        torch.testing.assert_close(ga.double(), ga2, **(tol if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-13)),
+                                   msg=name)
 
 
 @pytest.mark.parametrize("family,form", MAIN, ids=[f"{f}-{g}" for f, g in MAIN])

@@ -106,13 +106,14 @@ def _print_table(results: dict) -> None:
     cols = results["columns"]
     for metric, table in tables:
         cells = {(c["row"], c["column"]): c for c in table}
-        print(f"{results['title']}{': ' + metric if metric else ''}: ours ± SE [paper]")
+        print(f"{results['title']}{': ' + metric if metric else ''}: ours ± SE (when there are several runs) [paper]")
         print("  " + f"{'':10}" + "".join(f"{c:>22}" for c in cols) + f"{'majority':>10}")
         for row in results["rows"]:
             line = f"  {row:10}"
             for c in cols:
                 cell = cells[(row, c)]
-                line += f"{fmt_num(cell['mean']) + ' ± ' + fmt_num(cell['se'], 2) + ' [' + fmt_num(cell['paper']) + ']':>22}"
+                spread = f" ± {fmt_num(cell['se'], 2)}" if (cell.get("n") or 0) > 1 else ""  # no SE from one run
+                line += f"{fmt_num(cell['mean']) + spread + ' [' + fmt_num(cell['paper']) + ']':>22}"
             line += f"{fmt_num(cells[(row, cols[0])].get('majority_rate')):>10}"
             print(line)
 
