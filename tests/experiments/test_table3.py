@@ -229,10 +229,22 @@ def test_config_errors(tmp_path, capsys):
         ("select=best", "'select': unknown value 'best'; valid choices: best_dev, last"),
         ("dropout=1.5", "'dropout': expected a rate in [0, 1), got 1.5"),
         ("vectors=fasttext", "'vectors': unknown value 'fasttext'; valid choices: word2vec, glove"),
+        ("vectors_std=-0.5", "'vectors_std': expected -1 (auto), 0 (as in the file) or a positive std, got -0.5"),
     ]:
         code = main(["reproduce", "table3", "--preset", "smoke", "--out", str(tmp_path / "r"), "--set", setting])
         err = capsys.readouterr().err
         assert code == 2 and message in err, err
+
+
+def test_vectors_std_auto_rescales_only_the_google_news_subset():
+    from actadapt.experiments.table3 import KIM_VECTORS_STD, Table3Config
+
+    assert KIM_VECTORS_STD == pytest.approx(0.25 / 3**0.5, abs=1e-4)
+    assert Table3Config().effective_vectors_std() == KIM_VECTORS_STD  # the unit-normalised subset
+    assert Table3Config(vectors="glove").effective_vectors_std() == 0.0  # its own scale
+    assert Table3Config(vectors_file="full.bin").effective_vectors_std() == 0.0
+    assert Table3Config(vectors="glove", vectors_std=0.3).effective_vectors_std() == 0.3
+    assert Table3Config(vectors_std=0.0).effective_vectors_std() == 0.0
 
 
 # ------------------------------------------------------------------------------------------ real data

@@ -71,10 +71,11 @@ class Table3Config:
     vectors_file: str = option("", help="another vectors file (absolute, or under <data root>/word-vectors/)")
     vectors_format: str = option("auto", choices=("auto", "word2vec-binary", "word2vec-text", "glove"),
                                  help="format of the vectors file (auto: from the first line and the .bin suffix)")
-    vectors_std: float = option(KIM_VECTORS_STD, min=0.0,
-                                help="rescale the known vectors to this component std before use (0: as in the file); "
-                                     "default 0.144 = Kim's U[-0.25, 0.25], the full Google News vectors' scale "
-                                     "(the shared subset is unit-normalised: 0.058)")
+    vectors_std: float = option(-1.0, min=-1.0,
+                                help="rescale the known vectors to this component std before use; 0: as in the file; "
+                                     "-1 (auto): 0.144 (Kim's U[-0.25, 0.25], the full Google News vectors' scale) "
+                                     "for the default Google News subset, which is unit-normalised (0.058), and "
+                                     "the file's own scale for any other vectors")
     unknown_range: float = option(0.0, min=0.0, help="unknown words ~ U[-a, a]; 0: a matches the known vectors' variance (Kim)")
     static: bool = option(True, help="frozen embeddings (CNN-static, the paper) or fine-tuned (CNN-non-static)")
     folds: int = option(5, min=2, help="stratified cross-validation folds (paper: 5)")
@@ -114,6 +115,15 @@ class Table3Config:
             raise ConfigError("config keys 'conv_acts'/'fc_acts': expected no repeated names")
         if self.momentum and self.optimizer != "sgd":
             raise ConfigError("config key 'momentum': only used with optimizer=sgd")
+        if self.vectors_std < 0 and self.vectors_std != -1.0:
+            raise ConfigError(f"config key 'vectors_std': expected -1 (auto), 0 (as in the file) or a positive std, "
+                              f"got {self.vectors_std}")
+
+    def effective_vectors_std(self) -> float:
+        """The component std the known vectors are rescaled to (0: none); resolves -1 (auto)."""
+        if self.vectors_std != -1.0:
+            return self.vectors_std
+        return KIM_VECTORS_STD if self.vectors == "word2vec" and not self.vectors_file else 0.0
 
 
 PRESETS = {
@@ -197,7 +207,7 @@ class Table3(Experiment):
 
     def prepared(self, cfg: Table3Config) -> Dict:
         return _prepared(cfg.data_dir, cfg.dataset, cfg.max_examples, cfg.max_len, cfg.vectors, cfg.vectors_file,
-                         cfg.vectors_format, cfg.unknown_range, cfg.vectors_std, cfg.folds, cfg.seed)
+                         cfg.vectors_format, cfg.unknown_range, cfg.effective_vectors_std(), cfg.folds, cfg.seed)
 
     def split(self, cfg: Table3Config, fold: int):
         """``(train_idx, dev_idx, test_idx)`` of ``fold``: the dev set is a stratified share of the training fold."""
@@ -336,10 +346,11 @@ class Table3(Experiment):
                              "glove": "GloVe 6B 50-d, the 100,000 most frequent words"}[cfg.vectors]
             + (f" (file {cfg.vectors_file})" if cfg.vectors_file else "")
             + ("; frozen (CNN-static)" if cfg.static else "; fine-tuned (CNN-non-static)")
-            + (f"; rescaled to component std {cfg.vectors_std:g} (Kim's 0.25/sqrt(3), the full Google News "
-               "vectors' scale; at the subset's unit norm every pre-activation is 2.5x smaller and the adaptive "
-               "ReLU, ~alpha x^2 near 0, hardly learns in the first epochs)" if cfg.vectors_std
-               else "; at the file's scale"),
+            + (f"; rescaled to component std {cfg.effective_vectors_std():g}"
+               + (" (Kim's 0.25/sqrt(3), the full Google News vectors' scale; at the subset's unit norm every "
+                  "pre-activation is 2.5x smaller and the adaptive ReLU, ~alpha x^2 near 0, hardly learns in the "
+                  "first epochs)" if cfg.effective_vectors_std() == KIM_VECTORS_STD else "")
+               if cfg.effective_vectors_std() else "; at the file's own scale"),
             "unknown words": "uniform on [-a, a], a = sqrt(3 x variance of the known vectors' components) (Kim's rule"
                              "; his code fixes a = 0.25)" if not cfg.unknown_range
             else f"uniform on [-{cfg.unknown_range:g}, {cfg.unknown_range:g}]",
