@@ -166,16 +166,21 @@ def test_native_kernel_layouts_match_eager(layout, dtype, native_backend):
 
 @pytest.mark.parametrize("family,form", MAIN, ids=[f"{f}-{g}" for f, g in MAIN])
 def test_native_float32_dense_random_points(family, form, native_backend):
-    """The float32 contract (1e-4) on 400k points off the fixed grid: log-uniform |x| in [1e-10, 1e4] and a
-    linear sweep of [-30, 30], alpha log-uniform in [1e-6, 1e3]. The reference is the eager float64 path at
+    """The float32 contract (1e-4, held with a margin of 2) on 600k points off the fixed grid: log-uniform |x| in
+    [1e-10, 1e4] and a linear sweep of [-30, 30] with alpha log-uniform in [1e-6, 1e3], and Gumbel's hard region. The reference is the eager float64 path at
     the same float32 inputs (itself within 1e-10 of mpmath, test_contract_eager). The kernel's fast float exp
     (20 ulp) is the reason for this check: its error bounds are argued in csrc/activations.cpp."""
     g = torch.Generator().manual_seed(11)
     n = 200_000
     sign = torch.randint(0, 2, (n,), generator=g).mul(2).sub(1).double()
+    # third block, Gumbel's hard region: alpha in [1e-6, 0.1), u = log(alpha) + x in [-12, 2], where
+    # S = e^{-L} multiplies L's error by L (up to ~80) and the rounding of u alone would cost ~1e-4
+    a_small = (10 ** (torch.rand(n, generator=g, dtype=torch.float64) * 5 - 6)).float()
+    u = torch.rand(n, generator=g, dtype=torch.float64) * 14 - 12
     x = torch.cat([sign * 10 ** (torch.rand(n, generator=g, dtype=torch.float64) * 14 - 10),
-                   torch.linspace(-30, 30, n, dtype=torch.float64)]).float()
-    a = (10 ** (torch.rand(2 * n, generator=g, dtype=torch.float64) * 9 - 6)).float()
+                   torch.linspace(-30, 30, n, dtype=torch.float64),
+                   u - a_small.double().log()]).float()
+    a = torch.cat([(10 ** (torch.rand(2 * n, generator=g, dtype=torch.float64) * 9 - 6)).float(), a_small])
 
     def value_and_grads(x, a):
         x, a = x.clone().requires_grad_(), a.clone().requires_grad_()
@@ -196,7 +201,8 @@ def test_native_float32_dense_random_points(family, form, native_backend):
         judged = scale >= 1e-30
         rel = (g_ - r).abs()[judged] / scale[judged]
         worst = int(rel.argmax())
-        assert rel.max() <= 1e-4, (f"{family}/{form} {name}: rel err {rel.max():.3g} at "
+        # the contract is 1e-4; the kernel keeps a margin of 2 (measured: <= 2.3e-5) for points not sampled here
+        assert rel.max() <= 5e-5, (f"{family}/{form} {name}: rel err {rel.max():.3g} at "
                                    f"x={x[judged][worst].item()!r}, alpha={a[judged][worst].item()!r}")
 
 

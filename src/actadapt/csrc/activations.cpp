@@ -35,6 +35,7 @@ inline Vec<T> select(const Vec<T>& mask, const Vec<T>& if_true, const Vec<T>& if
 template <typename T>
 struct Alpha {
   Vec<T> a, log_a, inv_a;
+  Vec<T> log_a_lo;  // log(alpha) - log_a, from a double-precision log (float: up to half an ulp of log_a)
 };
 
 template <typename T>
@@ -109,31 +110,53 @@ struct Gumbel {
   // alpha >= ~2e-8, so nothing is lost; smaller alpha (down to the alpha -> 0 Gumbel limit) takes the
   // two-regime form of families._gumbel_core.
   static inline bool unified(const Alpha<T>& p) { return all_lanes(p.a >= V(T(1e-7))); }
-  // E = e^{-|u|}. A relative error d in E moves L by at most d/(2 alpha) (absolute), hence S = e^{-L} by that
-  // much (relative) and F, L by at most d (relative). With exp_fast's d = 2.4e-6 that is <= 1.2e-5 when every
-  // lane has alpha >= 0.1; smaller alpha takes Sleef's exp, whose 1 ulp keeps S exact enough up to L ~ 80.
-  static inline V exp_neg_abs(const V& u, const Alpha<T>& p) {
-    const V v = u.abs().neg();
-    if (all_lanes(p.a >= V(T(0.1)))) return exp_fast<T>(v);
-    return v.exp();
+  // u = log(alpha) + x (rounded), E = e^{-|u|} and u_pos = max(u, 0) (NaN u stays NaN).
+  // A relative error d in E moves L by at most d/(2 alpha) (absolute), hence S = e^{-L} by that much (relative)
+  // and F, L by at most d (relative); an absolute error e in u moves L by e/alpha where u > 0. With exp_fast's
+  // d = 2.4e-6 and float's e <= |u| 6e-8, that is <= 1.2e-5 when every lane has alpha >= 0.1 (kSmallAlpha
+  // false). Smaller alpha makes L up to ~80 where S D is still above float's contract threshold, with |u| up
+  // to ~14 (alpha = 1e-6), so the rounding of log(alpha) and of the sum alone (~1.4e-6 in u) would reach 1e-4
+  // in S: there E takes Sleef's exp and, in float, u's exact error e (TwoSum, plus log(alpha)'s low part) is
+  // put back, into E to first order (E e^{-sign(u) e} = E (1 - sign(u) e)) and into u_pos.
+  // The two cases are separate instantiations of the whole forward/backward (one branch per vector, no
+  // merged registers), which keeps the common case as fast as without the correction.
+  static inline bool small_alpha(const Alpha<T>& p) { return !all_lanes(p.a >= V(T(0.1))); }
+  template <bool kSmallAlpha>
+  static inline void u_and_E(const V& x, const Alpha<T>& p, V& u, V& E, V& u_pos) {
+    u = p.log_a + x;
+    u_pos = at::vec::clamp_min(u, V(T(0)));
+    if constexpr (!kSmallAlpha) {
+      E = exp_fast<T>(u.abs().neg());
+    } else {
+      E = u.abs().neg().exp();
+      if constexpr (sizeof(T) == 4) {
+        const V x_part = u - p.log_a;
+        const V e = ((p.log_a - (u - x_part)) + (x - x_part)) + p.log_a_lo;  // exact u = u + e (to float)
+        const V negative = u < V(T(0));
+        E = at::vec::fmadd(E, select(negative, e, e.neg()), E);
+        u_pos = u_pos + select(negative, V(T(0)), e);
+      }
+    }
   }
+  template <bool kSmallAlpha>
   static inline void core(const V& x, const Alpha<T>& p, V& L, V& D, V& w) {
     const V one(T(1)), zero(T(0));
     const V& a = p.a;
     const V& log_a = p.log_a;
-    const V u = log_a + x;
     if (unified(p)) {
-      const V E = exp_neg_abs(u, p);
+      V u, E, u_pos;
+      u_and_E<kSmallAlpha>(x, p, u, E, u_pos);
       // one division for both 1/(1+E) and s = E/(2+E)
       const V one_plus_E = one + E, two_plus_E = V(T(2)) + E;
       const V r = one / (one_plus_E * two_plus_E);
       const V inv = two_plus_E * r;
       const V positive = u > zero;
-      L = (at::vec::maximum(u, zero) + log1p_from_s<T>(E * one_plus_E * r)) * p.inv_a;
+      L = (u_pos + log1p_from_s<T>(E * one_plus_E * r)) * p.inv_a;
       w = select(positive, inv, E * inv);
       D = w * p.inv_a;
       return;
     }
+    const V u = log_a + x;  // only its sign and max(u, 0) are used below, where a rounding of u is harmless
     const V small = u <= zero;
     V L_s, D_s, w_s, L_b, D_b, w_b;
     const bool any_small = !no_lane(small), any_big = !all_lanes(small);
@@ -161,29 +184,35 @@ struct Gumbel {
     else { L = select(small, L_s, L_b); D = select(small, D_s, D_b); w = select(small, w_s, w_b); }
   }
   // S = e^{-L} needs only a relative accuracy, so it takes exp_fast.
-  // sum_{k>=2} w^(k-2)/k for w < 0.05, truncated below epsilon: 6 terms for float, 13 for double.
+  // sum_{k>=2} w^(k-2)/k for w < 0.05, truncated below epsilon: 5 terms for float (0.05^5/7 = 4e-8 against
+  // the leading 1/2), 13 for double.
   static inline V chi(const V& w) {
     static constexpr double kInv[13] = {1.0 / 2, 1.0 / 3, 1.0 / 4, 1.0 / 5, 1.0 / 6, 1.0 / 7, 1.0 / 8,
                                         1.0 / 9, 1.0 / 10, 1.0 / 11, 1.0 / 12, 1.0 / 13, 1.0 / 14};
-    constexpr int kTerms = sizeof(T) == 4 ? 6 : 13;
+    constexpr int kTerms = sizeof(T) == 4 ? 5 : 13;
     V acc = V(static_cast<T>(kInv[kTerms - 1]));
     for (int k = kTerms - 2; k >= 0; --k) acc = at::vec::fmadd(acc, w, V(static_cast<T>(kInv[k])));
     return acc;
   }
-  static inline V forward(const V& x, const Alpha<T>& p) {
+  template <bool kSmallAlpha>
+  static inline V forward_t(const V& x, const Alpha<T>& p) {
     V L, D, w;
     if (unified(p)) {  // only L is needed here
-      const V u = p.log_a + x;
-      L = (at::vec::maximum(u, V(T(0))) + log1p_unit<T>(exp_neg_abs(u, p))) * p.inv_a;
+      V u, E, u_pos;
+      u_and_E<kSmallAlpha>(x, p, u, E, u_pos);
+      L = (u_pos + log1p_unit<T>(E)) * p.inv_a;
     } else {
-      core(x, p, L, D, w);
+      core<kSmallAlpha>(x, p, L, D, w);
     }
     return one_minus_exp_neg<T>(L, exp_fast<T>(L.neg()));
   }
-  static inline void backward(const V& g, const V& x, const Alpha<T>& p, V& gx, V& ga) {
-    const V& a = p.a;
+  static inline V forward(const V& x, const Alpha<T>& p) {
+    return small_alpha(p) ? forward_t<true>(x, p) : forward_t<false>(x, p);
+  }
+  template <bool kSmallAlpha>
+  static inline void backward_t(const V& g, const V& x, const Alpha<T>& p, V& gx, V& ga) {
     V L, D, w;
-    core(x, p, L, D, w);
+    core<kSmallAlpha>(x, p, L, D, w);
     const V S = exp_fast<T>(L.neg());
     const V series = w < V(T(0.05));
     V dL_da;
@@ -191,13 +220,16 @@ struct Gumbel {
       dL_da = (D * D * chi(w)).neg();
     } else if (no_lane(series)) {
       dL_da = (D - L) * p.inv_a;
-    } else {
-      const V w_s = select(series, w, V(T(0)));
-      const V a_d = select(series, V(T(1)), a);
-      dL_da = select(series, (D * D * chi(w_s)).neg(), (D - L) / a_d);
+    } else {  // both, then pick per lane (w <= 1 and D, L finite: neither side overflows)
+      dL_da = select(series, (D * D * chi(w)).neg(), (D - L) * p.inv_a);
     }
-    gx = g * S * D;
-    ga = g * S * dL_da;
+    const V gS = g * S;
+    gx = gS * D;
+    ga = gS * dL_da;
+  }
+  static inline void backward(const V& g, const V& x, const Alpha<T>& p, V& gx, V& ga) {
+    if (small_alpha(p)) backward_t<true>(g, x, p, gx, ga);
+    else backward_t<false>(g, x, p, gx, ga);
   }
 };
 
@@ -265,14 +297,18 @@ struct Layout {
 // Per-alpha log(alpha) and 1/alpha, computed once per call.
 template <typename T>
 struct AlphaTable {
-  std::vector<T> a, log_a, inv_a;
-  AlphaTable(const T* alpha, int64_t n) : a(alpha, alpha + n), log_a(n), inv_a(n) {
+  std::vector<T> a, log_a, inv_a, log_a_lo;
+  AlphaTable(const T* alpha, int64_t n) : a(alpha, alpha + n), log_a(n), inv_a(n), log_a_lo(n) {
     for (int64_t k = 0; k < n; ++k) {
-      log_a[k] = std::log(alpha[k]);
+      const double log_exact = std::log(static_cast<double>(alpha[k]));
+      log_a[k] = static_cast<T>(log_exact);
+      log_a_lo[k] = static_cast<T>(log_exact - static_cast<double>(log_a[k]));
       inv_a[k] = T(1) / alpha[k];
     }
   }
-  Alpha<T> row(int64_t k) const { return {Vec<T>(a[k]), Vec<T>(log_a[k]), Vec<T>(inv_a[k])}; }
+  Alpha<T> row(int64_t k) const {
+    return {Vec<T>(a[k]), Vec<T>(log_a[k]), Vec<T>(inv_a[k]), Vec<T>(log_a_lo[k])};
+  }
   // For alpha along the contiguous axis (inner = 1): the alpha vectors of channels [jW, jW + W) of group g at
   // [g * ceil(C / W) + j], tail lanes alpha = 1, built once per call so the loops load them without masking.
   std::vector<Alpha<T>> column_vectors(int64_t G, int64_t C) const {
@@ -286,7 +322,8 @@ struct AlphaTable {
   Alpha<T> lanes(int64_t k, int64_t n) const {  // lanes past n get alpha = 1
     const Vec<T> one(T(1)), zero(T(0));
     return {Vec<T>::set(one, Vec<T>::loadu(a.data() + k, n), n), Vec<T>::set(zero, Vec<T>::loadu(log_a.data() + k, n), n),
-            Vec<T>::set(one, Vec<T>::loadu(inv_a.data() + k, n), n)};
+            Vec<T>::set(one, Vec<T>::loadu(inv_a.data() + k, n), n),
+            Vec<T>::set(zero, Vec<T>::loadu(log_a_lo.data() + k, n), n)};
   }
 };
 
