@@ -17,11 +17,30 @@ import os
 import typing
 from typing import Any, Dict, Mapping, Optional
 
-__all__ = ["ConfigError", "resolve_config", "config_to_dict", "config_hash", "load_config_file", "parse_overrides", "option"]
+__all__ = ["ConfigError", "DataError", "read_plain_bytes", "resolve_config", "config_to_dict", "config_hash", "load_config_file", "parse_overrides", "option"]
 
 
 class ConfigError(ValueError):
     """A bad experiment setting: the message names the key, the value given and what is expected."""
+
+
+class DataError(ConfigError):
+    """A missing, truncated or corrupt data file: the message names the file, the problem and what was expected.
+
+    A :class:`ConfigError` (so a ``ValueError``): the CLI prints it as one line, exit code 2.
+    """
+
+
+def read_plain_bytes(path: str, what: str) -> bytes:
+    """The bytes of an existing plain-text data file; a gzip/zip archive or NUL bytes are a :class:`DataError`
+    naming the file and ``what`` was expected."""
+    with open(path, "rb") as fh:
+        raw = fh.read()
+    if raw[:2] == b"\x1f\x8b" or raw[:4] == b"PK\x03\x04":
+        raise DataError(f"data file {path!r} is compressed (gzip/zip); expected {what}")
+    if b"\x00" in raw:
+        raise DataError(f"data file {path!r} holds NUL bytes (binary data?); expected {what}")
+    return raw
 
 
 def option(default, *, choices=None, min=None, help: str = ""):

@@ -24,7 +24,7 @@ from typing import Dict, NamedTuple, Optional, Tuple
 import torch
 from torch import Tensor
 
-from .config import ConfigError
+from .config import DataError
 
 __all__ = ["DataError", "IDX_IMAGES", "IDX_LABELS", "MNIST_FILES", "Split", "find_mnist_dir", "read_idx", "load_mnist"]
 
@@ -40,13 +40,6 @@ WHERE = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/) into DATA/mnist/ and pass --data-dir DATA or set "
     "$ACTADAPT_DATA (or pass the folder holding the four files itself)"
 )
-
-
-class DataError(ConfigError):
-    """A missing, truncated or corrupt data file: the message names the file, the problem and the remedy.
-
-    A :class:`~.config.ConfigError` (so a ``ValueError``): the CLI prints it as one line, exit code 2.
-    """
 
 
 class Split(NamedTuple):

@@ -27,7 +27,7 @@ import zipfile
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .config import ConfigError
+from .config import ConfigError, DataError, read_plain_bytes
 
 __all__ = [
     "DataError",
@@ -47,10 +47,6 @@ __all__ = [
 DATASETS = ("polarity-v1", "polarity-v2")
 V1_FILES = {1: "rt-polarity.pos", 0: "rt-polarity.neg"}
 V2_FILE = "movie_reviews.zip"
-
-
-class DataError(ConfigError):
-    """A data or vectors file that is missing or not in the expected format (the message names both)."""
 
 
 # ------------------------------------------------------------------------------------------ tokeniser
@@ -110,12 +106,7 @@ def read_lines(path: str, encoding: str = "latin-1") -> List[str]:
     what = "a plain-text file with one snippet per line (Latin-1)"
     if not os.path.isfile(path):
         raise _missing(path, what)
-    with open(path, "rb") as fh:
-        raw = fh.read()
-    if raw[:2] == b"\x1f\x8b" or raw[:4] == b"PK\x03\x04":
-        raise DataError(f"data file {path!r} is compressed (gzip/zip); expected {what}")
-    if b"\x00" in raw:
-        raise DataError(f"data file {path!r} holds NUL bytes (binary data?); expected {what}")
+    raw = read_plain_bytes(path, what)
     lines = raw.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()

@@ -54,7 +54,19 @@ class Experiment:
         raise NotImplementedError
 
     def worker_setup(self, cfg) -> None:
-        """Process-wide settings for a worker (threads, backend); called once per task before ``run_task``."""
+        """Process-wide settings for a worker, called once per task before ``run_task``: torch threads from
+        ``cfg.threads`` and the actadapt backend from ``cfg.backend`` (``"env"``: leave ``$ACTADAPT_BACKEND``),
+        where the config has them."""
+        import torch
+
+        from .. import set_backend
+
+        threads = getattr(cfg, "threads", None)
+        if threads:
+            torch.set_num_threads(threads)
+        backend = getattr(cfg, "backend", "env")
+        if backend != "env":
+            set_backend(backend)
 
 
 _REGISTRY: Dict[str, Experiment] = {}

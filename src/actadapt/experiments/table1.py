@@ -139,14 +139,6 @@ class Table1(Experiment):
                 out.append(Task(f"d{depth}-{teacher}", params, outputs))
         return out
 
-    def worker_setup(self, cfg: Table1Config) -> None:
-        import torch
-
-        from .. import set_backend
-
-        torch.set_num_threads(cfg.threads)
-        set_backend(cfg.backend)
-
     def data(self, cfg: Table1Config, depth: int, teacher: str, draw: int):
         """``(X, y, splits, redraw)`` of one teacher draw: the data, its ``folds`` ``(train_idx, test_idx)``
         pairs, and which redraw was kept (0: the first; see ``max_majority``)."""

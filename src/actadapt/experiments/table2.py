@@ -190,15 +190,6 @@ class Table2(Experiment):
                     out.append(Task(cell_id(conv, fc, r), params, (record_path(conv, fc, r),)))
         return out
 
-    def worker_setup(self, cfg: Table2Config) -> None:
-        import torch
-
-        from .. import set_backend
-
-        torch.set_num_threads(cfg.threads)
-        if cfg.backend != "env":
-            set_backend(cfg.backend)
-
     def run_task(self, cfg: Table2Config, task: Task, run_dir: str, progress=None) -> None:
         import torch
         import torch.nn.functional as F

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Dict, List
 
 from .config import ConfigError, option
+from .grid import fold_grid_tasks, record_path
 from .registry import Experiment, Task, register
 from .report import (
     RESULTS_FORMAT,
@@ -137,14 +138,6 @@ PRESETS = {
 }
 
 
-def cell_id(conv: str, fc: str) -> str:
-    return f"{conv}-{fc}"
-
-
-def record_path(conv: str, fc: str, fold: int) -> str:
-    return os.path.join("folds", f"{cell_id(conv, fc)}__fold{fold}.json")
-
-
 @functools.lru_cache(maxsize=2)
 def _prepared(root: str, dataset: str, max_examples: int, max_len: int, vectors: str, vectors_file: str,
               vectors_format: str, unknown_range: float, vectors_std: float, folds: int, seed: int) -> Dict:
@@ -189,21 +182,7 @@ class Table3(Experiment):
 
     # ------------------------------------------------------------------------------------ tasks
     def tasks(self, cfg: Table3Config) -> List[Task]:
-        out = []
-        for k in range(cfg.folds):
-            for conv in cfg.conv_acts:
-                for fc in cfg.fc_acts:
-                    params = {"conv": conv, "fc": fc, "fold": k, "epochs": cfg.epochs, "cost": 1}
-                    out.append(Task(f"{cell_id(conv, fc)}-fold{k}", params, (record_path(conv, fc, k),)))
-        return out
-
-    def worker_setup(self, cfg: Table3Config) -> None:
-        import torch
-
-        from .. import set_backend
-
-        torch.set_num_threads(cfg.threads)
-        set_backend(cfg.backend)
+        return fold_grid_tasks(cfg.folds, cfg.conv_acts, cfg.fc_acts, cfg.epochs)
 
     def prepared(self, cfg: Table3Config) -> Dict:
         return _prepared(cfg.data_dir, cfg.dataset, cfg.max_examples, cfg.max_len, cfg.vectors, cfg.vectors_file,
@@ -323,6 +302,7 @@ class Table3(Experiment):
 
     @staticmethod
     def choices(cfg: Table3Config) -> Dict[str, str]:
+        vectors_std = cfg.effective_vectors_std()
         opt = (
             f"Adadelta (Kim's optimiser: rho 0.95, eps 1e-6, lr {cfg.lr:g}). The paper gives lr 0.05 and describes "
             "plain gradient steps (eqs. 4-6), but also says it keeps Kim's hyper-parameters, and Kim trains with "
@@ -346,11 +326,11 @@ class Table3(Experiment):
                              "glove": "GloVe 6B 50-d, the 100,000 most frequent words"}[cfg.vectors]
             + (f" (file {cfg.vectors_file})" if cfg.vectors_file else "")
             + ("; frozen (CNN-static)" if cfg.static else "; fine-tuned (CNN-non-static)")
-            + (f"; rescaled to component std {cfg.effective_vectors_std():g}"
+            + (f"; rescaled to component std {vectors_std:g}"
                + (" (Kim's 0.25/sqrt(3), the full Google News vectors' scale; at the subset's unit norm every "
                   "pre-activation is 2.5x smaller and the adaptive ReLU, ~alpha x^2 near 0, hardly learns in the "
-                  "first epochs)" if cfg.effective_vectors_std() == KIM_VECTORS_STD else "")
-               if cfg.effective_vectors_std() else "; at the file's own scale"),
+                  "first epochs)" if vectors_std == KIM_VECTORS_STD else "")
+               if vectors_std else "; at the file's own scale"),
             "unknown words": "uniform on [-a, a], a = sqrt(3 x variance of the known vectors' components) (Kim's rule"
                              "; his code fixes a = 0.25)" if not cfg.unknown_range
             else f"uniform on [-{cfg.unknown_range:g}, {cfg.unknown_range:g}]",

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Dict, List
 
 from .config import ConfigError, option
+from .grid import cell_id, fold_grid_tasks, record_path
 from .registry import Experiment, Task, register
 from .report import RESULTS_FORMAT, cell_stats, fmt_num, markdown_table
 from .runner import read_records, write_record
@@ -95,14 +96,6 @@ PRESETS = {
 }
 
 
-def cell_id(conv: str, fc: str) -> str:
-    return f"{conv}-{fc}"
-
-
-def record_path(conv: str, fc: str, fold: int) -> str:
-    return os.path.join("folds", f"{cell_id(conv, fc)}__fold{fold}.json")
-
-
 def _tokenizer(cfg: "Table4Config"):
     from .urls import Tokenizer
 
@@ -146,21 +139,7 @@ class Table4(Experiment):
 
     def tasks(self, cfg: Table4Config) -> List[Task]:
         self.prepared(cfg)  # read the data here, so a bad file fails at once with one message
-        out = []
-        for k in range(cfg.folds):
-            for conv in cfg.conv_acts:
-                for fc in cfg.fc_acts:
-                    params = {"conv": conv, "fc": fc, "fold": k, "epochs": cfg.epochs, "cost": 1}
-                    out.append(Task(f"{cell_id(conv, fc)}-fold{k}", params, (record_path(conv, fc, k),)))
-        return out
-
-    def worker_setup(self, cfg: Table4Config) -> None:
-        import torch
-
-        from .. import set_backend
-
-        torch.set_num_threads(cfg.threads)
-        set_backend(cfg.backend)
+        return fold_grid_tasks(cfg.folds, cfg.conv_acts, cfg.fc_acts, cfg.epochs)
 
     def prepared(self, cfg: Table4Config) -> Dict:
         return _prepared(cfg.data_dir, cfg.input, tuple(c.strip() for c in cfg.classes.split(",") if c.strip()), cfg.max_session, cfg.dedup, cfg.sample,

@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 from urllib.parse import unquote, urlsplit
 
-from .config import ConfigError
+from .config import ConfigError, DataError, read_plain_bytes
 
 __all__ = [
     "DataError",
@@ -87,11 +87,6 @@ ISCX_CLASSES = {
     "spam_dataset": "spam",
 }
 ISCX_DIR = "url-iscx2016"
-
-
-class DataError(ConfigError):
-    """A data file that is missing or not in the expected format (the message names the file, the row and
-    what was expected)."""
 
 
 # ------------------------------------------------------------------------------------------ tokeniser
@@ -265,15 +260,25 @@ class UrlDataset:
 
 
 # ------------------------------------------------------------------------------------------ readers
+def _complete_rows(reader, n_fields: int, name: str, report: LoadReport):
+    """``(row, where, fields)`` for each CSV row after the header with ``n_fields`` fields (``row`` 1-based, as
+    ``where`` = ``name:row``); blank and short/long rows
+    are counted in ``report`` (as empty/malformed, with their ``name:row``) and skipped."""
+    for row, rec in enumerate(reader, start=2):
+        where = f"{name}:{row}"
+        report.rows += 1
+        if not any(c.strip() for c in rec):
+            report.problem("empty", where, "blank row")
+        elif len(rec) != n_fields:
+            report.problem("malformed", where, f"{len(rec)} fields, expected {n_fields} as in the header")
+        else:
+            yield row, where, rec
+
+
 def _read_text(path: str, report: LoadReport, what: str) -> str:
     if not os.path.isfile(path):
         raise DataError(f"data file {path!r} not found; expected {what}")
-    with open(path, "rb") as fh:
-        raw = fh.read()
-    if raw[:2] == b"\x1f\x8b" or raw[:4] == b"PK\x03\x04":
-        raise DataError(f"data file {path!r} is compressed (gzip/zip); expected {what}")
-    if b"\x00" in raw:
-        raise DataError(f"data file {path!r} holds NUL bytes (binary data?); expected {what}")
+    raw = read_plain_bytes(path, what)
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     try:
@@ -396,15 +401,7 @@ def read_sessions(path: str, classes: Optional[Sequence[str]] = None, max_len: i
     lab = cols["label"]
     if "urls" in cols:  # wide: one session per row
         uc = cols["urls"]
-        for row, rec in enumerate(reader, start=2):
-            where = f"{name}:{row}"
-            report.rows += 1
-            if not any(c.strip() for c in rec):
-                report.problem("empty", where, "blank row")
-                continue
-            if len(rec) != len(header):
-                report.problem("malformed", where, f"{len(rec)} fields, expected {len(header)} as in the header")
-                continue
+        for _, where, rec in _complete_rows(reader, len(header), name, report):
             urls = _split_urls(rec[uc])
             if isinstance(urls, ValueError):
                 report.problem("malformed", where, str(urls))
@@ -417,15 +414,7 @@ def read_sessions(path: str, classes: Optional[Sequence[str]] = None, max_len: i
                         f"'session' and 'url' columns; expected {what}")
     uc = cols["url"]
     groups: "OrderedDict[str, Tuple[List[str], List[str], int]]" = OrderedDict()
-    for row, rec in enumerate(reader, start=2):
-        where = f"{name}:{row}"
-        report.rows += 1
-        if not any(c.strip() for c in rec):
-            report.problem("empty", where, "blank row")
-            continue
-        if len(rec) != len(header):
-            report.problem("malformed", where, f"{len(rec)} fields, expected {len(header)} as in the header")
-            continue
+    for row, where, rec in _complete_rows(reader, len(header), name, report):
         sid = rec[sess_col].strip()
         if not sid:
             report.problem("malformed", where, "no session id")
