@@ -9,6 +9,8 @@
     actadapt demo                        # a few seconds of training, prints the fitted alphas
 
 Bad input prints one line ``actadapt: error: ...`` naming the problem and the valid choices, exit code 2.
+A run stopped by Ctrl-C, SIGTERM or SIGHUP stops its workers and prints one line, exit code 128 + the signal
+(130 for Ctrl-C); a worker process that died prints one line, exit code 1.
 """
 
 from __future__ import annotations
@@ -61,7 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=_int, default=None, help="base seed (default: the config's, 0)")
     r.add_argument("--data-dir", default=None, help="data root (default: $ACTADAPT_DATA); unused by table1")
     r.add_argument("--workers", type=_positive_int, default=None,
-                   help="parallel worker processes (default: the number of CPUs, at most the number of tasks)")
+                   help="parallel worker processes (default: the number of CPUs, at most the number of tasks "
+                        "and what memory allows)")
     r.add_argument("--config", default=None, help="YAML or JSON file of config overrides")
     r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config key (repeatable), e.g. --set epochs=10 --set students=Sig,AGumb")
@@ -130,7 +133,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 args.table, args.preset, args.out, seed=args.seed,
                 overrides=parse_overrides(args.overrides),
                 config_file=load_config_file(args.config) if args.config else None,
-                data_dir=args.data_dir, workers=args.workers or os.cpu_count() or 1,
+                data_dir=args.data_dir, workers=args.workers,  # None: as many as the CPUs, tasks and memory allow
             )
             _print_table(results)
         elif args.command == "report":
@@ -152,9 +155,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         except OSError:
             pass
         return 0
-    except KeyboardInterrupt:
-        print("actadapt: interrupted; rerun the same command to resume (finished folds are kept)", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:  # Ctrl-C, or RunInterrupted for SIGINT/SIGTERM/SIGHUP
+        from .experiments.lifecycle import RunInterrupted
+
+        how = f"stopped by {err.signame}" if isinstance(err, RunInterrupted) and err.signum != 2 else "interrupted"
+        print(f"actadapt: {how}; rerun the same command to resume (finished folds are kept)", file=sys.stderr)
+        return err.exit_code if isinstance(err, RunInterrupted) else 130
+    except MemoryError:
+        print("actadapt: error: out of memory; lower the sizes (--set) or --workers, then rerun the same command "
+              "to resume (finished folds are kept)", file=sys.stderr)
+        return 1
     except _UsageError as err:
         print(f"actadapt: error: {err}", file=sys.stderr)
         return 2
@@ -164,3 +174,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ValueError as err:  # ConfigError and bad values from the library
         print(f"actadapt: error: {err}", file=sys.stderr)
         return 2
+    except RuntimeError as err:
+        from .experiments.executors import WorkerDied
+
+        if not isinstance(err, WorkerDied):
+            raise
+        print(f"actadapt: error: {err}", file=sys.stderr)
+        return 1

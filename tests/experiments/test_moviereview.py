@@ -168,7 +168,8 @@ def test_stratified_folds_partition_balanced_and_seeded():
     assert all((a[1] == b[1]).all() for a, b in zip(folds, again))
     other = stratified_folds(y, 5, seed=8)
     assert any((a[1] != b[1]).any() for a, b in zip(folds, other))
-    with pytest.raises(ValueError, match="5 folds need at least 5 examples per class, got 3"):
+    with pytest.raises(ValueError, match=r"class 'positive' has only 3 example\(s\), but 5-fold cross-validation "
+                                         "needs at least 5 of every class"):
         stratified_folds([0] * 10 + [1] * 3, 5, 0)
 
 

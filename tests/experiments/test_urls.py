@@ -289,8 +289,11 @@ def test_url_folds_stratified_and_checked():
     for _, te in folds:
         assert sorted([labels[i] for i in te].count(c) for c in range(3)) == [4, 6, 10]
     assert [list(te) for _, te in folds] == [list(te) for _, te in url_folds(labels, 5, seed=3)]
-    with pytest.raises(ConfigError, match="at least 5 sessions per class, got 2"):
+    with pytest.raises(ConfigError, match=r"class '0' has only 2 session\(s\), but 5-fold cross-validation needs at least 5"):
         url_folds([0, 0, 1, 1, 1, 1, 1], 5)
+    # a class that (nearly) vanished in reading is named, with the data it came from, not blamed on the config
+    with pytest.raises(DataError, match=r"^class 'spam' has only 0 session\(s\) in data/x\.csv, but 2-fold"):
+        url_folds([0, 0, 0], 2, classes=["benign", "spam"], source="data/x.csv")
 
 
 def test_balanced_sample():

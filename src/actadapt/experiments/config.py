@@ -5,7 +5,10 @@ A config is resolved from, in order: the dataclass defaults, a preset's override
 fails naming the key and the valid ones) and every value against the field's ``metadata``:
 
 * ``choices``: the value (or each item of a list value) must be one of these;
-* ``min``: the value (or each item) must be at least this.
+* ``min``, ``max``: the value (or each item) must be at least / at most this.
+
+Every number must be finite: NaN and infinities (``nan``, ``inf``, YAML ``.nan``, ``1e400``, which overflows
+to ``inf``) are refused whatever the field's bounds, so no non-finite value ever reaches a run folder.
 """
 
 from __future__ import annotations
@@ -13,11 +16,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import typing
 from typing import Any, Dict, Mapping, Optional
 
-__all__ = ["ConfigError", "DataError", "read_plain_bytes", "resolve_config", "config_to_dict", "config_hash", "load_config_file", "parse_overrides", "option"]
+__all__ = ["ConfigError", "DataError", "read_plain_bytes", "check_usable_share", "check_folds_fit", "resolve_config",
+           "config_to_dict", "config_hash", "load_config_file", "parse_overrides", "option"]
 
 
 class ConfigError(ValueError):
@@ -31,21 +36,53 @@ class DataError(ConfigError):
     """
 
 
+_CONTROL_BYTES = bytes(range(0, 9)) + bytes(range(14, 32)) + b"\x7f"  # C0 controls but tab and line/page breaks
+TEXT_CONTROL_LIMIT = 0.01  # text holds (almost) none (a few stray ones: at most 16); random or binary bytes 11%
+
+
 def read_plain_bytes(path: str, what: str) -> bytes:
-    """The bytes of an existing plain-text data file; a gzip/zip archive or NUL bytes are a :class:`DataError`
-    naming the file and ``what`` was expected."""
+    """The bytes of an existing plain-text data file; a gzip/zip archive, NUL bytes, or more than 1% (and more
+    than 16) control characters (binary or random data: text has almost none) are a :class:`DataError` naming
+    the file and ``what`` was expected."""
     with open(path, "rb") as fh:
         raw = fh.read()
     if raw[:2] == b"\x1f\x8b" or raw[:4] == b"PK\x03\x04":
         raise DataError(f"data file {path!r} is compressed (gzip/zip); expected {what}")
     if b"\x00" in raw:
         raise DataError(f"data file {path!r} holds NUL bytes (binary data?); expected {what}")
+    controls = len(raw) - len(raw.translate(None, _CONTROL_BYTES))
+    if controls > max(16, TEXT_CONTROL_LIMIT * len(raw)):
+        first = min(i for i in (raw.find(bytes([b])) for b in _CONTROL_BYTES) if i >= 0)
+        line = raw.count(b"\n", 0, first) + 1
+        raise DataError(f"data file {path!r} is not text: {controls} of its {len(raw)} bytes are control characters "
+                        f"(the first on line {line}); expected {what}")
     return raw
 
 
-def option(default, *, choices=None, min=None, help: str = ""):
-    """A config field with validation metadata (``choices``, ``min``) and a one-line ``help``."""
-    meta = {"choices": tuple(choices) if choices is not None else None, "min": min, "help": help}
+def check_usable_share(path: str, unusable: int, total: int, what: str, limit: float, first: str = "") -> None:
+    """A data file in which more than ``limit`` of the ``total`` entries are unusable (blank, no word,
+    malformed) is broken rather than noisy: a :class:`DataError` naming it; below the limit the caller
+    counts and reports them."""
+    if total and unusable > limit * total:
+        raise DataError(f"data file {path!r}: {unusable} of its {total} entries are unusable ({what})"
+                        + (f", the first at {first}" if first else "") + f"; more than {limit:.0%} means a broken file")
+
+
+def check_folds_fit(counts: Mapping[str, int], folds: int, unit: str, source: str = "") -> None:
+    """Stratified ``folds``-fold CV needs ``folds`` examples of every class: otherwise a :class:`DataError`
+    that names the short class and where the data came from (a nearly empty data file, not the config)."""
+    short = {name: n for name, n in counts.items() if n < folds}
+    if not short:
+        return
+    name, n = min(short.items(), key=lambda kv: kv[1])
+    raise DataError(f"class {name!r} has only {n} {unit}" + (f" in {source}" if source else "")
+                    + f", but {folds}-fold cross-validation needs at least {folds} of every class: the data are "
+                    "(nearly) empty or lost in reading; check the file, or lower --set folds")
+
+
+def option(default, *, choices=None, min=None, max=None, help: str = ""):
+    """A config field with validation metadata (``choices``, ``min``, ``max``) and a one-line ``help``."""
+    meta = {"choices": tuple(choices) if choices is not None else None, "min": min, "max": max, "help": help}
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -88,9 +125,14 @@ def _coerce(key: str, value: Any, tp) -> Any:
         if isinstance(value, bool):
             raise ConfigError(f"config key {key!r}: expected a number, got {value!r}")
         try:
-            return float(value)
-        except (TypeError, ValueError):
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
             raise ConfigError(f"config key {key!r}: expected a number, got {value!r}") from None
+        if not math.isfinite(number):
+            spelled = isinstance(value, float) or any(w in str(value).lower() for w in ("nan", "inf"))
+            raise ConfigError(f"config key {key!r}: expected a finite number, got {value!r}"
+                              + ("" if spelled else f" (too large for a float: it reads as {number})"))
+        return number
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"config key {key!r}: expected a string, got {value!r}")
@@ -100,7 +142,7 @@ def _coerce(key: str, value: Any, tp) -> Any:
 
 def _check(key: str, value: Any, meta: Mapping) -> None:
     items = value if isinstance(value, list) else [value]
-    choices, lo = meta.get("choices"), meta.get("min")
+    choices, lo, hi = meta.get("choices"), meta.get("min"), meta.get("max")
     if isinstance(value, list) and not value:
         raise ConfigError(f"config key {key!r}: expected at least one item, got an empty list")
     for v in items:
@@ -108,6 +150,8 @@ def _check(key: str, value: Any, meta: Mapping) -> None:
             raise ConfigError(f"config key {key!r}: unknown value {v!r}; valid choices: {', '.join(map(str, choices))}")
         if lo is not None and v < lo:
             raise ConfigError(f"config key {key!r}: expected a value >= {lo}, got {v!r}")
+        if hi is not None and v > hi:
+            raise ConfigError(f"config key {key!r}: expected a value <= {hi}, got {v!r}")
 
 
 def resolve_config(cls, *layers: Optional[Mapping[str, Any]]):

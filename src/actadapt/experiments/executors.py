@@ -1,23 +1,34 @@
-"""Where tasks run: in this process one after another, or in a pool of local processes.
+"""Where tasks run: in this process one after another, or in a pool of local worker processes.
 
-An executor has one method, ``run(jobs) -> iterator of (job, outcome)`` in completion order, where a job is
-a picklable :class:`Job` and running it means calling :func:`execute_job`. Each job writes its own output
-files into the run folder, so an executor only has to get ``execute_job(job)`` called somewhere that can
-see the folder: a cluster executor would submit ``python -m actadapt.experiments.executors JOB.json``
-(see :func:`main`) per job and poll for its output files, without touching any experiment.
+The contract of an executor, which every one keeps (a cluster executor added later included):
+
+* ``run(jobs)`` yields ``(job, seconds)`` as each job finishes, in completion order. A job's exception
+  propagates; a pool first lets the jobs already running finish (their records are kept), starts no new
+  one, then raises it.
+* ``shutdown()`` stops now: nothing more starts, and every worker the executor started is ended and
+  waited for. It is idempotent and safe at any point, from a ``finally`` or a signal's unwinding.
+* An executor is a context manager whose exit calls ``shutdown()``.
+
+The runner enters the executor inside :func:`.lifecycle.stop_on_signals`, so SIGINT, SIGTERM and SIGHUP
+unwind through ``shutdown()``; a worker process calls :func:`.lifecycle.die_with_parent` first thing, so
+even a ``kill -9`` of the driver ends it. A job is a picklable :class:`Job`, and running it means calling
+:func:`execute_job`, which writes the job's own files into the run folder; a cluster executor could run
+``python -m actadapt.experiments.executors JOB.json`` (:func:`main`) per job.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import pickle
 import sys
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+import traceback
+from collections import deque
 from dataclasses import asdict, dataclass
-from typing import Callable, Dict, Iterable, Iterator, Optional, Tuple
-import multiprocessing
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
-__all__ = ["Job", "execute_job", "Executor", "SequentialExecutor", "ProcessExecutor", "make_executor"]
+__all__ = ["Job", "execute_job", "Executor", "SequentialExecutor", "ProcessExecutor", "WorkerDied", "make_executor"]
 
 
 @dataclass(frozen=True)
@@ -45,11 +56,24 @@ def execute_job(job: Job, progress: Optional[Callable[[int], None]] = None) -> f
     return time.perf_counter() - t0
 
 
+class WorkerDied(RuntimeError):
+    """A worker process ended (killed, crashed, out of memory) while it ran a job."""
+
+
 class Executor:
-    """Runs jobs and yields ``(job, seconds)`` as each finishes; an exception in a job propagates."""
+    """Runs jobs and yields ``(job, seconds)`` as each finishes; see the module notes for the contract."""
 
     def run(self, jobs: Iterable[Job]) -> Iterator[Tuple[Job, float]]:
         raise NotImplementedError
+
+    def shutdown(self) -> None:
+        """Stop now and end every worker this executor started (idempotent)."""
+
+    def __enter__(self) -> "Executor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.shutdown()
 
 
 class SequentialExecutor(Executor):
@@ -57,6 +81,7 @@ class SequentialExecutor(Executor):
 
     def __init__(self, progress_factory: Optional[Callable[[Job], Optional[Callable]]] = None):
         self.progress_factory = progress_factory
+        self._saved = None
 
     def run(self, jobs):
         import torch
@@ -64,7 +89,7 @@ class SequentialExecutor(Executor):
         from .._backend import _state
 
         # a job sets process-wide state (torch threads, actadapt backend): give the caller's back afterwards
-        threads, backend = torch.get_num_threads(), _state["backend"]
+        self._saved = (torch.get_num_threads(), _state["backend"])
         try:
             for job in jobs:
                 cb = self.progress_factory(job) if self.progress_factory else None
@@ -74,29 +99,179 @@ class SequentialExecutor(Executor):
                     if cb is not None and hasattr(cb, "close"):
                         cb.close()
         finally:
-            torch.set_num_threads(threads)
-            _state["backend"] = backend
+            self.shutdown()
+
+    def shutdown(self) -> None:
+        if self._saved is None:
+            return
+        import torch
+
+        from .._backend import _state
+
+        threads, backend = self._saved
+        self._saved = None
+        torch.set_num_threads(threads)
+        _state["backend"] = backend
+
+
+# ------------------------------------------------------------------------------------------ process pool
+class _RemoteTraceback(Exception):
+    """The worker's formatted traceback, chained as the ``__cause__`` of the error raised in the driver."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _picklable(err: BaseException) -> BaseException:
+    try:
+        pickle.loads(pickle.dumps(err))
+        return err
+    except Exception:
+        return RuntimeError(f"{type(err).__name__}: {err}")
+
+
+def _worker_main(conn, parent_pid: int) -> None:
+    """A pool worker: receive jobs over ``conn`` until ``None`` (or the driver is gone), answer each with
+    ``("ok", seconds)`` or ``("error", exception, traceback text)``."""
+    from .lifecycle import die_with_parent
+
+    die_with_parent(parent_pid)
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):  # the driver closed its end: nothing more to do
+            return
+        if job is None:
+            return
+        try:
+            seconds = execute_job(job)
+        except BaseException as err:  # noqa: B036 - report everything; the driver decides
+            conn.send(("error", _picklable(err), traceback.format_exc()))
+        else:
+            conn.send(("ok", seconds))
+
+
+def _exit_description(code: Optional[int]) -> str:
+    if code is None:
+        return "did not exit"
+    if code < 0:
+        import signal
+
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"was killed by {name}" + (" (out of memory?)" if name == "SIGKILL" else "")
+    return f"exited with status {code}"
+
+
+class _Worker:
+    def __init__(self, proc, conn) -> None:
+        self.proc = proc
+        self.conn = conn
+        self.job: Optional[Job] = None
 
 
 class ProcessExecutor(Executor):
-    """A pool of ``workers`` local processes (spawned, so each starts with clean torch state)."""
+    """A pool of ``workers`` local processes (spawned, so each starts with clean torch state).
 
-    def __init__(self, workers: int):
+    Each worker gets one job at a time over its own pipe; the driver waits on the pipes, so it sees at once
+    a result, an error, or a worker that died (its pipe closes). ``shutdown()`` sends SIGTERM to busy
+    workers (idle ones are told to exit), waits ``grace`` seconds, then SIGKILLs what is left.
+    """
+
+    def __init__(self, workers: int, grace: float = 5.0):
         self.workers = workers
+        self.grace = grace
+        self._pool: List[_Worker] = []
+
+    def _start(self, ctx) -> _Worker:
+        parent_end, child_end = ctx.Pipe(duplex=True)
+        proc = ctx.Process(target=_worker_main, args=(child_end, os.getpid()), daemon=True, name="actadapt-worker")
+        proc.start()
+        child_end.close()  # only the worker holds it now, so its death closes the pipe
+        worker = _Worker(proc, parent_end)
+        self._pool.append(worker)
+        return worker
+
+    def _died(self, worker: _Worker) -> WorkerDied:
+        job = worker.job
+        worker.proc.join(self.grace)
+        what = f"task {job.task_id}" if job is not None else "no task"
+        return WorkerDied(
+            f"worker process {worker.proc.pid} {_exit_description(worker.proc.exitcode)} while running {what}; "
+            "rerun the same command to resume (finished tasks are kept)"
+        )
 
     def run(self, jobs):
+        import multiprocessing
+        from multiprocessing.connection import wait
+
+        queue = deque(jobs)
+        if not queue:
+            return
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx) as pool:
-            pending = {pool.submit(execute_job, job): job for job in jobs}
-            try:
-                while pending:
-                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        job = pending.pop(fut)
-                        yield job, fut.result()
-            finally:
-                for fut in pending:
-                    fut.cancel()
+        idle = [self._start(ctx) for _ in range(min(self.workers, len(queue)))]
+        failure: Optional[BaseException] = None
+        while True:
+            while idle and queue and failure is None:
+                worker = idle.pop()
+                worker.job = queue.popleft()
+                try:
+                    worker.conn.send(worker.job)
+                except OSError:  # died before it got the job
+                    failure = self._died(worker)
+                    worker.job = None
+            busy = [w for w in self._pool if w.job is not None]
+            if not busy:
+                break
+            ready = wait([w.conn for w in busy])
+            for worker in busy:
+                if worker.conn not in ready:
+                    continue
+                job = worker.job
+                try:
+                    msg = worker.conn.recv()
+                except (EOFError, OSError):
+                    failure = failure or self._died(worker)
+                    worker.job = None
+                    continue
+                worker.job = None
+                idle.append(worker)
+                if msg[0] == "ok":
+                    yield job, msg[1]
+                elif failure is None:
+                    failure = msg[1]
+                    failure.__cause__ = _RemoteTraceback(msg[2])
+        self.shutdown()
+        if failure is not None:
+            raise failure
+
+    def shutdown(self) -> None:
+        # a worker leaves the list only once it is gone, so a second call (an outer finally) finishes the job
+        for worker in self._pool:
+            if not worker.proc.is_alive():
+                continue
+            if worker.job is None:
+                try:
+                    worker.conn.send(None)  # idle: exit on its own
+                    continue
+                except OSError:
+                    pass
+            worker.proc.terminate()
+        deadline = time.monotonic() + self.grace
+        while self._pool:
+            worker = self._pool[0]
+            worker.proc.join(max(0.0, deadline - time.monotonic()))
+            if worker.proc.is_alive():
+                worker.proc.kill()
+                worker.proc.join()
+            worker.conn.close()
+            self._pool.pop(0)
 
 
 def make_executor(workers: int, progress_factory=None) -> Executor:

@@ -27,7 +27,7 @@ import zipfile
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .config import ConfigError, DataError, read_plain_bytes
+from .config import DataError, check_folds_fit, check_usable_share, read_plain_bytes
 
 __all__ = [
     "DataError",
@@ -45,6 +45,7 @@ __all__ = [
 ]
 
 DATASETS = ("polarity-v1", "polarity-v2")
+MAX_EMPTY_SHARE = 0.1  # documents with no word after tokenisation; the real data sets hold none
 V1_FILES = {1: "rt-polarity.pos", 0: "rt-polarity.neg"}
 V2_FILE = "movie_reviews.zip"
 
@@ -123,11 +124,20 @@ def load_polarity_v1(root: str) -> TextDataset:
     sources = []
     for label in (1, 0):
         path = os.path.join(folder, V1_FILES[label])
-        for line in read_lines(path):
-            docs.append(tokenize(line))
-            labels.append(label)
+        mine = [tokenize(line) for line in read_lines(path)]
+        _check_empty(path, mine, "lines", lambda i: f"line {i + 1}")
+        docs += mine
+        labels += [label] * len(mine)
         sources.append(path)
     return TextDataset("polarity-v1", docs, labels, sources)
+
+
+def _check_empty(path: str, docs: List[List[str]], unit: str, where) -> None:
+    """More than :data:`MAX_EMPTY_SHARE` of ``docs`` without a word: a :class:`DataError` naming the file."""
+    empty = [i for i, d in enumerate(docs) if not d]
+    if empty:
+        check_usable_share(path, len(empty), len(docs), f"{unit} without a word after tokenisation (blank?)",
+                           MAX_EMPTY_SHARE, where(empty[0]))
 
 
 def load_polarity_v2(root: str) -> TextDataset:
@@ -148,10 +158,11 @@ def load_polarity_v2(root: str) -> TextDataset:
         if not by_label[0] or not by_label[1]:
             raise DataError(f"data file {path!r} has no pos/*.txt or no neg/*.txt members; expected {what}")
         for label in (1, 0):
-            for name in by_label[label]:
-                text = zf.read(name).decode("latin-1")  # the reviews are ASCII; Latin-1 never fails
-                docs.append(tokenize(text.replace("\n", " ")))
-                labels.append(label)
+            mine = [tokenize(zf.read(name).decode("latin-1").replace("\n", " "))  # ASCII; Latin-1 never fails
+                    for name in by_label[label]]
+            _check_empty(path, mine, "reviews", lambda i: f"member {by_label[label][i]!r}")
+            docs += mine
+            labels += [label] * len(mine)
     return TextDataset("polarity-v2", docs, labels, [path])
 
 
@@ -192,15 +203,18 @@ def encode(docs: Sequence[Sequence[str]], index: Dict[str, int], max_len: int = 
     return out
 
 
-def stratified_folds(labels: Sequence[int], folds: int, seed: int) -> List[Tuple["object", "object"]]:
-    """``folds`` stratified, shuffled ``(train_idx, test_idx)`` pairs (numpy arrays), fixed by ``seed``."""
+def stratified_folds(labels: Sequence[int], folds: int, seed: int,
+                     sources: Sequence[str] = ()) -> List[Tuple["object", "object"]]:
+    """``folds`` stratified, shuffled ``(train_idx, test_idx)`` pairs (numpy arrays), fixed by ``seed``.
+
+    A class with fewer than ``folds`` examples is a :class:`DataError` naming it and the files (``sources``)."""
     import numpy as np
     from sklearn.model_selection import StratifiedKFold
 
     y = np.asarray(labels)
-    smallest = int(np.bincount(y, minlength=2).min())
-    if smallest < folds:
-        raise ConfigError(f"config key 'folds': {folds} folds need at least {folds} examples per class, got {smallest}")
+    counts = np.bincount(y, minlength=2)
+    check_folds_fit({("negative", "positive")[c] if c < 2 else str(c): int(n) for c, n in enumerate(counts)}, folds,
+                    "example(s)", ", ".join(os.path.basename(p) for p in sources))
     splitter = StratifiedKFold(folds, shuffle=True, random_state=seed % (2**32))
     return list(splitter.split(np.zeros(len(y)), y))
 

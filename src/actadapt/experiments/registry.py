@@ -6,7 +6,10 @@ An experiment is a small object that the runner drives:
 * ``tasks(cfg) -> list[Task]``: independent units of work, each naming the files it writes;
 * ``run_task(cfg, task, run_dir)``: do one unit and write its files (atomically, :func:`.runner.write_json`);
 * ``summarize(cfg, run_dir) -> dict``: the ``results.json`` content, computed from the files alone;
-* ``report(cfg, run_dir, results) -> str``: the markdown of ``report.md`` (figures written beside it).
+* ``report(cfg, run_dir, results) -> str``: the markdown of ``report.md`` (figures written beside it);
+* ``memory_estimate(cfg)``: the peak memory of one task (:class:`.resources.MemoryEstimate`), checked against
+  the machine before any training (default: unknown, only the worker's own size is counted);
+* a record may carry ``"diverged": true`` (its loss or weights became non-finite): the runner reports it.
 
 A new table adds a module defining such an object and one line to :data:`_BUILTIN`; it gets the CLI, run
 folders, resume and executors for free.
@@ -52,6 +55,10 @@ class Experiment:
 
     def report(self, cfg, run_dir: str, results: Dict) -> str:
         raise NotImplementedError
+
+    def memory_estimate(self, cfg):
+        """The peak memory of one task in bytes, as a :class:`.resources.MemoryEstimate`, or ``None``."""
+        return None
 
     def worker_setup(self, cfg) -> None:
         """Process-wide settings for a worker, called once per task before ``run_task``: torch threads from

@@ -24,6 +24,9 @@ r"""Summaries shared by every table: cell statistics, the ``results.json`` forma
         diff_in_se      (mean - paper) / se, or null when se is 0
         draws           per draw: {"draw", "mean", "se_folds", "majority_rate"}
     choices         where the paper is silent: {"setting": "what this run did"}
+    diverged        true when some model's training diverged (non-finite loss or weights; its record says
+                    ``"diverged": true`` and report.md opens with a warning naming them)
+    diverged_records  the run-folder paths of those records
 
 Every number is recomputed from the run folder's fold records; nothing is typed in.
 """
@@ -34,7 +37,8 @@ import math
 import os
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence
 
-__all__ = ["RESULTS_FORMAT", "mean_se", "cell_stats", "markdown_table", "fmt_num", "save_figure", "figure_saver", "choices_and_figures_markdown"]
+__all__ = ["RESULTS_FORMAT", "mean_se", "cell_stats", "markdown_table", "fmt_num", "save_figure", "figure_saver",
+           "choices_and_figures_markdown", "plottable", "finite_tensor"]
 
 RESULTS_FORMAT = "actadapt-results/1"
 
@@ -104,16 +108,19 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def save_figure(plt, fig, run_dir: str, name: str) -> str:
-    """Write ``fig`` to ``run_dir/figures/name`` atomically (temp file, then rename) and close it.
+    """Write ``fig`` to ``run_dir/figures/name`` atomically (never through a link) and close it.
 
     Returns the path relative to ``run_dir``, as report.md links it.
     """
+    from .rundir import atomic_write
+
     path = os.path.join("figures", name)
-    tmp = os.path.join(run_dir, path + ".tmp.png")
     fig.tight_layout()
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, os.path.join(run_dir, path))
+    try:
+        atomic_write(os.path.join(run_dir, path), lambda fh: fig.savefig(fh, format="png", dpi=110),
+                     binary=True, root=run_dir)
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -129,13 +136,28 @@ def figure_saver(run_dir: str):
         plt = _pyplot()
     except ImportError:
         return None
-    os.makedirs(os.path.join(run_dir, "figures"), exist_ok=True)
+    from .rundir import make_dirs
+
+    make_dirs(run_dir, "figures")
     made: List = []
 
     def save(fig, name: str, caption: str) -> None:
         made.append((caption, save_figure(plt, fig, run_dir, name)))
 
     return plt, save, made
+
+
+def plottable(records: Iterable[Mapping]) -> List[Mapping]:
+    """The records a figure may draw: those whose training did not diverge (their curves and alphas hold
+    non-finite values, stored as null)."""
+    return [r for r in records if not r.get("diverged")]
+
+
+def finite_tensor(values: Iterable) -> "object":
+    """A float tensor of the finite numbers among ``values`` (``None``, NaN and infinities left out)."""
+    import torch
+
+    return torch.tensor([float(v) for v in values if v is not None and math.isfinite(v)])
 
 
 def choices_and_figures_markdown(choices: Mapping[str, str], figures: Sequence, unit: str = "folds") -> List[str]:

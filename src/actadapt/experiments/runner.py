@@ -8,18 +8,23 @@ A run folder ``DIR`` holds::
     results.json    the table (format: actadapt.experiments.report.RESULTS_FORMAT)
     report.md       the table beside the paper's, choices made, figures
     figures/*.png
+    .actadapt.lock  while a run or a report works in it: the holder's PID and host
+
+Safety (:mod:`.rundir`): ``--out`` must be new, empty, or a run folder of ours; nothing inside it may be a
+link; one process at a time holds its lock. Signals (:mod:`.lifecycle`): SIGINT, SIGTERM and SIGHUP stop
+the executor's workers before the run ends; workers end with their driver even after a ``kill -9``.
 
 Resume: a task counts as done when every file it names exists, parses and carries this config's hash;
 otherwise it runs again from scratch (every task is deterministic given the config, so the rerun writes the
-same numbers). A killed process can leave only ``*.tmp-*`` files behind, which nothing reads and the next
-run deletes. Rerunning into a folder whose config differs fails, naming the keys that differ.
+same numbers). A killed process can leave only its temp files (``.NAME.actadapt-tmp-PID``) behind, which
+nothing reads and the next run deletes. Rerunning into a folder whose config differs fails, naming the keys
+that differ. A record whose training diverged (``"diverged": true``: its loss or weights became non-finite)
+counts as done, and the results and the report say so.
 """
 
 from __future__ import annotations
 
-import glob
 import json
-import math
 import os
 import sys
 import time
@@ -27,7 +32,17 @@ from typing import Any, Dict, List, Mapping, Optional
 
 from .config import ConfigError, config_hash, config_to_dict, resolve_config
 from .executors import Job, make_executor
+from .lifecycle import stop_on_signals
 from .registry import Experiment, Task, get_experiment, get_preset
+from .rundir import (
+    RUN_FORMAT,
+    RunLock,
+    check_out_folder,
+    clean_temp_files,
+    refuse_links,
+    write_json,
+    write_text,
+)
 
 __all__ = [
     "RUN_FORMAT",
@@ -42,41 +57,14 @@ __all__ = [
     "load_run",
 ]
 
-RUN_FORMAT = "actadapt-run/1"
 HASH_EXCLUDE = ("data_dir",)  # where the data lives does not change the results
+FIXED_OUTPUTS = ("config.json", "results.json", "report.md", "folds.csv")
 
 
-# ---------------------------------------------------------------------------------------- atomic IO
-def write_text(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` atomically: a temp file in the same folder, fsync, then ``os.replace``."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def _finite(obj: Any) -> Any:
-    """NaN and infinities become ``null`` (strict JSON has neither); containers are walked."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
-
-
-def write_json(path: str, data: Any) -> None:
-    """Write strict JSON (NaN/inf as null) atomically."""
-    write_text(path, json.dumps(_finite(data), indent=1, allow_nan=False) + "\n")
-
-
+# ---------------------------------------------------------------------------------------- records
 def write_record(run_dir: str, relpath: str, record: Dict, cfg_hash: str) -> None:
-    """Write one task output (a JSON record stamped with the config hash) atomically."""
-    write_json(os.path.join(run_dir, relpath), {**record, "config_hash": cfg_hash})
+    """Write one task output (a JSON record stamped with the config hash) atomically, inside ``run_dir``."""
+    write_json(os.path.join(run_dir, relpath), {**record, "config_hash": cfg_hash}, root=run_dir)
 
 
 def read_record(path: str, cfg_hash: str) -> Optional[Dict]:
@@ -93,8 +81,6 @@ def read_record(path: str, cfg_hash: str) -> Optional[Dict]:
 
 def read_records(run_dir: str, cfg, relpaths) -> List[Dict]:
     """The finished records among ``relpaths`` (run-folder-relative) that belong to ``cfg``, in that order."""
-    from .config import config_hash
-
     chash = config_hash(hashed_config(cfg))
     records = (read_record(os.path.join(run_dir, rel), chash) for rel in relpaths)
     return [rec for rec in records if rec is not None]
@@ -114,34 +100,24 @@ def hashed_config(cfg) -> Dict:
 
 
 # ----------------------------------------------------------------------------------------- run dirs
-def _check_writable(out: str) -> None:
-    try:
-        os.makedirs(out, exist_ok=True)
-        probe = os.path.join(out, f".write-test-{os.getpid()}")
-        with open(probe, "w") as fh:
-            fh.write("")
-        os.remove(probe)
-    except OSError as err:
-        raise ConfigError(f"cannot write to output folder {out!r}: {err.strerror or err}; give a writable --out") from None
+def prepare_run_dir(out: str, exp: Experiment, preset: str, cfg, tasks: Optional[List[Task]] = None) -> str:
+    """Check that ``out`` is ours and holds no link, write ``config.json`` (or check that it holds the same
+    config), delete our temp files a killed run left; returns the config hash.
 
-
-def prepare_run_dir(out: str, exp: Experiment, preset: str, cfg) -> str:
-    """Create ``out`` (or reuse it for the same config), write ``config.json``; returns the config hash."""
-    _check_writable(out)
+    Call it holding the folder's :class:`.rundir.RunLock` (:func:`reproduce` does).
+    """
+    check_out_folder(out)
+    refuse_links(out)
     cfg_dict = config_to_dict(cfg)
     chash = config_hash(hashed_config(cfg))
     path = os.path.join(out, "config.json")
     if os.path.exists(path):
-        try:
-            with open(path, encoding="utf-8") as fh:
-                old = json.load(fh)
-        except (OSError, ValueError):
-            old = None
-        if old is not None and (old.get("table") != exp.name or old.get("config_hash") != chash):
-            if old.get("table") != exp.name:
-                raise ConfigError(
-                    f"output folder {out!r} holds a run of {old.get('table')!r}, not {exp.name!r}; give another --out"
-                )
+        _, _, old = _read_meta(out)
+        if old.get("table") != exp.name:
+            raise ConfigError(
+                f"output folder {out!r} holds a run of {old.get('table')!r}, not {exp.name!r}; give another --out"
+            )
+        if old.get("config_hash") != chash:
             old_cfg = old.get("config", {})
             diff = sorted(k for k in set(old_cfg) | set(cfg_dict) if k not in HASH_EXCLUDE and old_cfg.get(k) != cfg_dict.get(k))
             raise ConfigError(
@@ -160,12 +136,9 @@ def prepare_run_dir(out: str, exp: Experiment, preset: str, cfg) -> str:
         "config": cfg_dict,
         "actadapt_version": __version__,
         "torch_version": torch.__version__,
-    })
-    for stale in glob.glob(os.path.join(out, "**", "*.tmp-*"), recursive=True):
-        try:
-            os.remove(stale)  # left by a killed process; never read
-        except OSError:
-            pass
+    }, root=out, strict=True)  # strict: a non-finite value would read back as null and poison every rerun
+    outputs = [p for t in (tasks if tasks is not None else exp.tasks(cfg)) for p in t.outputs]
+    clean_temp_files(out, legacy_outputs=list(FIXED_OUTPUTS) + outputs)
     return chash
 
 
@@ -173,18 +146,47 @@ def task_done(run_dir: str, task: Task, cfg_hash: str) -> bool:
     return all(read_record(os.path.join(run_dir, p), cfg_hash) is not None for p in task.outputs)
 
 
-def load_run(run_dir: str):
-    """``(experiment, cfg, config.json dict)`` of an existing run folder."""
+def _malformed(path: str, what: str) -> ConfigError:
+    return ConfigError(f"{path!r} is malformed: {what}; it is not what `actadapt reproduce` writes (edited by hand?)")
+
+
+def _read_meta(run_dir: str):
+    """``(path, exists, meta)`` of ``run_dir/config.json``, its structure checked (one-line errors)."""
     path = os.path.join(run_dir, "config.json")
+    if not os.path.lexists(path):
+        return path, False, {}
+    if os.path.islink(path) or not os.path.isfile(path):
+        raise ConfigError(f"{path!r} is not a regular file; a run folder's config.json is one")
     try:
         with open(path, encoding="utf-8") as fh:
             meta = json.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"{run_dir!r} is not a run folder: no config.json (expected the --out of `actadapt reproduce`)") from None
-    except (OSError, ValueError) as err:
-        raise ConfigError(f"cannot read {path!r}: {err}") from None
-    exp = get_experiment(meta.get("table", "?"))
-    cfg = resolve_config(exp.config_class, meta.get("config", {}))
+    except ValueError as err:
+        raise ConfigError(f"{path!r} is not valid JSON ({err}); it is not what `actadapt reproduce` writes") from None
+    except OSError as err:
+        raise ConfigError(f"cannot read {path!r}: {err.strerror or err}") from None
+    if not isinstance(meta, dict):
+        raise _malformed(path, f"it holds a JSON {type(meta).__name__}, expected an object")
+    for key, kind in (("format", str), ("table", str), ("config_hash", str), ("config", dict)):
+        if key not in meta:
+            raise _malformed(path, f"the key {key!r} is missing")
+        if not isinstance(meta[key], kind):
+            raise _malformed(path, f"{key!r} is {meta[key]!r}, expected a JSON {'object' if kind is dict else 'string'}")
+    if not meta["format"].startswith("actadapt-run/"):
+        raise _malformed(path, f"'format' is {meta['format']!r}, expected {RUN_FORMAT!r}")
+    return path, True, meta
+
+
+def load_run(run_dir: str):
+    """``(experiment, cfg, config.json dict)`` of an existing run folder; a malformed one is a one-line
+    :class:`ConfigError` saying what is wrong."""
+    path, exists, meta = _read_meta(run_dir)
+    if not exists:
+        raise ConfigError(f"{run_dir!r} is not a run folder: no config.json (expected the --out of `actadapt reproduce`)")
+    try:
+        exp = get_experiment(meta["table"])
+        cfg = resolve_config(exp.config_class, meta["config"])
+    except ConfigError as err:
+        raise ConfigError(f"{path!r}: {err}") from None
     return exp, cfg, meta
 
 
@@ -202,14 +204,19 @@ def reproduce(
     overrides: Optional[Mapping[str, Any]] = None,
     config_file: Optional[Mapping[str, Any]] = None,
     data_dir: Optional[str] = None,
-    workers: int = 1,
+    workers: Optional[int] = 1,
     progress: Optional[bool] = None,
     log=print,
 ) -> Dict:
     """Run (or resume) ``table`` with ``preset`` into ``out`` and write results, report and figures.
 
-    Returns the ``results.json`` content. Raises :class:`ConfigError` for bad input.
+    ``workers=None`` picks as many worker processes as the CPUs, the tasks and the memory allow. Returns the
+    ``results.json`` content. Raises :class:`ConfigError` for bad input (a config that does not fit this
+    machine included, before anything is written), :class:`.lifecycle.RunInterrupted` when a signal stopped
+    the run (its workers are gone by then).
     """
+    from .resources import plan_workers
+
     exp = get_experiment(table)
     layers: List[Optional[Mapping[str, Any]]] = [get_preset(exp, preset), config_file, overrides]
     if seed is not None:
@@ -224,38 +231,44 @@ def reproduce(
         if root:
             layers.append({"data_dir": root})
     cfg = resolve_config(exp.config_class, *layers)
-    if not isinstance(workers, int) or workers < 1:
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ConfigError(f"--workers must be a positive integer, got {workers!r}")
     out = out or os.path.join("runs", f"{exp.name}-{preset}")
-    chash = prepare_run_dir(out, exp, preset, cfg)
+    check_out_folder(out)  # a user's folder is refused before anything is written into it
     tasks = exp.tasks(cfg)
-    todo = [t for t in tasks if not task_done(out, t, chash)]
-    # expensive tasks first, so a process pool ends evenly
-    todo.sort(key=lambda t: -float(t.params.get("cost", 0)))
-    show = _progress_enabled() if progress is None else progress
-    log(f"{exp.name} ({preset}): {len(tasks) - len(todo)} of {len(tasks)} tasks already done in {out}")
-    cfg_dict = config_to_dict(cfg)
-    jobs = [Job(exp.name, cfg_dict, t.id, t.params, tuple(t.outputs), out) for t in todo]
-    t0 = time.perf_counter()
-    if jobs:
-        from tqdm.auto import tqdm
+    n_workers = plan_workers(exp, cfg, workers, len(tasks), log)  # sizes against this machine, before any training
+    with stop_on_signals(), RunLock(out, f"actadapt reproduce {exp.name} --preset {preset}") as lock:
+        if lock.taken_over:
+            log(f"note: took over the lock of PID {lock.taken_over.get('pid')} on {lock.taken_over.get('host')}, "
+                "which is no longer running")
+        chash = prepare_run_dir(out, exp, preset, cfg, tasks)
+        todo = [t for t in tasks if not task_done(out, t, chash)]
+        # expensive tasks first, so a process pool ends evenly
+        todo.sort(key=lambda t: -float(t.params.get("cost", 0)))
+        show = _progress_enabled() if progress is None else progress
+        log(f"{exp.name} ({preset}): {len(tasks) - len(todo)} of {len(tasks)} tasks already done in {out}")
+        cfg_dict = config_to_dict(cfg)
+        jobs = [Job(exp.name, cfg_dict, t.id, t.params, tuple(t.outputs), out) for t in todo]
+        t0 = time.perf_counter()
+        if jobs:
+            from tqdm.auto import tqdm
 
-        n_workers = min(workers, len(jobs))
+            n_workers = min(n_workers, len(jobs))
 
-        def epoch_bar(job: Job):
-            if not show or n_workers != 1:
-                return None
-            bar = tqdm(total=job.task_params.get("epochs"), desc=f"  {job.task_id}", unit="epoch", leave=False)
-            return _Callback(bar)
+            def epoch_bar(job: Job):
+                if not show or n_workers != 1:
+                    return None
+                bar = tqdm(total=job.task_params.get("epochs"), desc=f"  {job.task_id}", unit="epoch", leave=False)
+                return _Callback(bar)
 
-        executor = make_executor(n_workers, epoch_bar)
-        with tqdm(total=len(jobs), desc=exp.name, unit="task", disable=not show) as bar:
-            for job, seconds in executor.run(jobs):
-                bar.update(1)
-                if not show:
-                    log(f"  task {job.task_id} done in {seconds:.1f} s")
-    log(f"training: {time.perf_counter() - t0:.1f} s")
-    return rebuild_report(out, log=log)
+            with make_executor(n_workers, epoch_bar) as executor, \
+                    tqdm(total=len(jobs), desc=exp.name, unit="task", disable=not show) as bar:
+                for job, seconds in executor.run(jobs):
+                    bar.update(1)
+                    if not show:
+                        log(f"  task {job.task_id} done in {seconds:.1f} s")
+        log(f"training: {time.perf_counter() - t0:.1f} s")
+        return rebuild_report(out, log=log)
 
 
 class _Callback:
@@ -271,20 +284,63 @@ class _Callback:
         self.bar.close()
 
 
+def _scan_records(run_dir: str, tasks: List[Task], chash: str):
+    """``(ids of unfinished tasks, run-folder paths of the records marked diverged)``."""
+    missing, diverged = [], []
+    for task in tasks:
+        records = [(rel, read_record(os.path.join(run_dir, rel), chash)) for rel in task.outputs]
+        if any(rec is None for _, rec in records):
+            missing.append(task.id)
+        diverged += [rel for rel, rec in records if rec is not None and rec.get("diverged") is True]
+    return missing, diverged
+
+
+def _diverged_banner(diverged: List[str]) -> str:
+    shown = ", ".join(os.path.splitext(os.path.basename(p))[0] for p in diverged[:6])
+    more = f" and {len(diverged) - 6} more" if len(diverged) > 6 else ""
+    return (f"**Diverged: {len(diverged)} trained model(s) ended with a non-finite loss or non-finite weights "
+            f"({shown}{more}). Their accuracies are those of a broken model, not results; the cells that hold "
+            "them are not comparable (lower lr, or see the choices below).**")
+
+
 def rebuild_report(run_dir: str, log=print) -> Dict:
-    """Recompute ``results.json``, ``folds.csv``, the figures and ``report.md`` from the run folder's files."""
-    exp, cfg, meta = load_run(run_dir)
-    chash = meta.get("config_hash")
-    if chash != config_hash(hashed_config(cfg)):
-        raise ConfigError(f"{run_dir}/config.json: its config_hash does not match its config (edited by hand?)")
-    missing = [t.id for t in exp.tasks(cfg) if not task_done(run_dir, t, chash)]
-    results = exp.summarize(cfg, run_dir)
-    results["preset"] = meta.get("preset")
-    results["complete"] = not missing
-    write_json(os.path.join(run_dir, "results.json"), results)
-    write_text(os.path.join(run_dir, "report.md"), exp.report(cfg, run_dir, results))
+    """Recompute ``results.json``, ``folds.csv``, the figures and ``report.md`` from the run folder's files.
+
+    Takes the folder's lock (a run still writing there makes this fail at once); a malformed folder is a
+    one-line :class:`ConfigError`.
+    """
+    load_run(run_dir)  # a malformed or foreign folder fails here, before the lock file is made
+    refuse_links(run_dir)
+    with RunLock(run_dir, "actadapt report"):
+        exp, cfg, meta = load_run(run_dir)
+        chash = meta["config_hash"]
+        if chash != config_hash(hashed_config(cfg)):
+            raise ConfigError(f"{run_dir}/config.json: its config_hash does not match its config (edited by hand?)")
+        missing, diverged = _scan_records(run_dir, exp.tasks(cfg), chash)
+        try:
+            results = exp.summarize(cfg, run_dir)
+            results["preset"] = meta.get("preset")
+            results["complete"] = not missing
+            results["diverged"] = bool(diverged)
+            results["diverged_records"] = diverged
+            report = exp.report(cfg, run_dir, results)
+        except ConfigError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+            raise ConfigError(
+                f"run folder {run_dir!r} holds a malformed record ({type(err).__name__}: {err}); records are written "
+                "by `actadapt reproduce` only: delete the damaged file under folds/ or cells/ and rerun to redo its task"
+            ) from err
+        if diverged:
+            title, _, rest = report.partition("\n")
+            report = f"{title}\n\n{_diverged_banner(diverged)}\n{rest}"
+        write_json(os.path.join(run_dir, "results.json"), results, root=run_dir)
+        write_text(os.path.join(run_dir, "report.md"), report, root=run_dir)
     if missing:
         log(f"warning: {len(missing)} task(s) not finished ({', '.join(missing[:4])}{'...' if len(missing) > 4 else ''}); "
             "the report covers the finished folds only; rerun `actadapt reproduce` with the same settings to finish")
+    if diverged:
+        log(f"warning: {len(diverged)} trained model(s) diverged (non-finite loss or weights): "
+            f"{', '.join(diverged[:4])}{'...' if len(diverged) > 4 else ''}; see report.md")
     log(f"wrote {os.path.join(run_dir, 'results.json')} and {os.path.join(run_dir, 'report.md')}")
     return results

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..functional import adaptive_gumbel, adaptive_relu, swish
+from .divergence import nonfinite_rows
 
 __all__ = [
     "STUDENT_ACTIVATIONS",
@@ -92,6 +93,8 @@ class TrainResult:
 
     ``alphas[m]`` is a list over hidden layers of per-neuron alpha lists, or ``None`` for a fixed activation.
     ``curve_epochs`` are the epochs (1-based) at which ``test_acc``/``train_loss`` were recorded.
+    ``diverged_epoch[m]`` is the first epoch whose loss was non-finite (or the last epoch, when only the
+    final weights are), ``None`` for a model that trained finitely (:mod:`.divergence`).
     """
 
     accuracy: List[float]
@@ -99,6 +102,7 @@ class TrainResult:
     test_acc: List[List[float]]
     curve_epochs: List[int]
     alphas: List[Optional[List[List[float]]]] = field(default_factory=list)
+    diverged_epoch: List[Optional[int]] = field(default_factory=list)
 
 
 def lecun_init(generator: torch.Generator, fan_in: int, fan_out: int, dtype: torch.dtype):
@@ -209,6 +213,7 @@ def train_batched(specs: Sequence[StudentSpec], settings: TrainSettings, progres
     losses: List[List[float]] = [[] for _ in range(B)]
     accs: List[List[float]] = [[] for _ in range(B)]
     curve_epochs: List[int] = []
+    diverged_at: List[Optional[int]] = [None] * B
     for epoch in range(1, s.epochs + 1):
         # each model's own permutation of its own training rows, padded to steps * bsz
         perm = torch.zeros(B, N_pad, dtype=torch.long)
@@ -254,6 +259,8 @@ def train_batched(specs: Sequence[StudentSpec], settings: TrainSettings, progres
                             r.grad.add_(pen if gon is None else pen * gon)
                         r.sub_(s.lr * r.grad)
             epoch_loss += data_loss.detach()
+        for m in torch.nonzero(nonfinite_rows([epoch_loss])).flatten().tolist():  # once per epoch: (B,) flags
+            diverged_at[m] = diverged_at[m] or epoch
         if epoch % s.eval_every == 0 or epoch == s.epochs:
             acc = evaluate()
             mean_loss = epoch_loss / steps_m.to(dt)
@@ -265,6 +272,10 @@ def train_batched(specs: Sequence[StudentSpec], settings: TrainSettings, progres
             progress(epoch)
 
     final = [a[-1] for a in accs]
+    for g in groups:  # weights that went bad in the very last step
+        bad = nonfinite_rows(g.Ws + g.bs + g.rhos)
+        for i in torch.nonzero(bad).flatten().tolist():
+            diverged_at[g.start + i] = diverged_at[g.start + i] or s.epochs
     alphas: List[Optional[List[List[float]]]] = [None] * B
     for g in rho_groups:
         for i in range(g.stop - g.start):
@@ -278,6 +289,7 @@ def train_batched(specs: Sequence[StudentSpec], settings: TrainSettings, progres
         test_acc=[accs[p] for p in pick],
         curve_epochs=curve_epochs,
         alphas=[alphas[p] for p in pick],
+        diverged_epoch=[diverged_at[p] for p in pick],
     )
 
 

@@ -25,8 +25,10 @@ from .report import (
     cell_stats,
     choices_and_figures_markdown,
     figure_saver,
+    finite_tensor,
     fmt_num,
     markdown_table,
+    plottable,
 )
 from .runner import read_records, write_record, write_text
 
@@ -139,6 +141,30 @@ class Table1(Experiment):
                 out.append(Task(f"d{depth}-{teacher}", params, outputs))
         return out
 
+    def memory_estimate(self, cfg: Table1Config):
+        """Peak memory of one task (one row, sized for the deepest row), in bytes, with 25% slack.
+
+        ``M = draws x folds x students`` models, ``n`` examples of ``F`` features, width ``W``, depth ``D``,
+        ``s`` bytes per number (4 or 8): each model's float64 train/test slices (``8 M n (F + 1)``); their padded
+        stacks (``s M n (F + 1)``); one epoch's permuted copy and index (``M n (s F + 2 s + 8)``); evaluation
+        activations of the test folds (``6 s M (n / folds) W``); a step's saved activations
+        (``8 s M batch W D``); parameters with gradients and penalty temporaries (``6 s M P``,
+        ``P = F W + (D - 1) W^2 + (2 D + 1) W + 1``); the curves (``64 M evaluations``); the teacher draws.
+        """
+        from .resources import MemoryEstimate
+
+        M = cfg.draws * cfg.folds * len(cfg.students)
+        n, F, W, D = cfg.n_samples, cfg.n_features, cfg.width, max(cfg.depths)
+        s = 8 if cfg.dtype == "float64" else 4
+        P = F * W + (D - 1) * W * W + (2 * D + 1) * W + 1
+        evals = max(cfg.epochs_for(d) // cfg.eval_every + 1 for d in cfg.depths)
+        total = (8 * M * n * (F + 1) + s * M * n * (F + 1) + M * n * (s * F + 2 * s + 8)
+                 + 6 * s * M * (n // cfg.folds + 1) * W + 8 * s * M * min(cfg.batch_size, n) * W * D
+                 + 6 * s * M * P + 64 * M * evals + 3 * 8 * n * (F + W * D))
+        detail = (f"{M} students (draws x folds x students) on {n} examples x {F} features, width {W}, "
+                  f"depth {D}")
+        return MemoryEstimate(total * 5 // 4, detail)
+
     def data(self, cfg: Table1Config, depth: int, teacher: str, draw: int):
         """``(X, y, splits, redraw)`` of one teacher draw: the data, its ``folds`` ``(train_idx, test_idx)``
         pairs, and which redraw was kept (0: the first; see ``max_majority``)."""
@@ -216,6 +242,7 @@ class Table1(Experiment):
                 "n_train": n_tr, "n_test": n_te, "teacher_redraw": redraw,
                 "curve_epochs": res.curve_epochs, "train_loss": res.train_loss[m], "test_accuracy": res.test_acc[m],
                 "alphas": res.alphas[m], "task_seconds": seconds, "task_models": len(specs),
+                "diverged": res.diverged_epoch[m] is not None, "diverged_epoch": res.diverged_epoch[m],
             }
             write_record(run_dir, record_path(depth, teacher, student, draw, fold), record, chash)
 
@@ -299,7 +326,7 @@ class Table1(Experiment):
         w.writerow(cols + ["final_train_loss"])
         for r in sorted(recs, key=lambda r: (r["depth"], r["teacher"], r["student"], r["draw"], r["fold"])):
             w.writerow([r[c] for c in cols] + [r["train_loss"][-1] if r["train_loss"] else ""])
-        write_text(os.path.join(run_dir, "folds.csv"), buf.getvalue())
+        write_text(os.path.join(run_dir, "folds.csv"), buf.getvalue(), root=run_dir)
 
     # ----------------------------------------------------------------------------------- report
     def report(self, cfg: Table1Config, run_dir: str, results: Dict) -> str:
@@ -362,7 +389,7 @@ class Table1(Experiment):
     def figures(self, cfg: Table1Config, run_dir: str):
         """Write Figures 2-4 and the training curves into ``figures/``; returns ``[(caption, relpath)]``."""
         saver = figure_saver(run_dir)
-        recs = self.records(cfg, run_dir)
+        recs = plottable(self.records(cfg, run_dir))
         if saver is None or not recs:
             return []
         from ..plot import plot_alpha_histogram, plot_learned_curves
@@ -375,9 +402,10 @@ class Table1(Experiment):
         shallow = min(cfg.depths)
         hist = {}
         for s in cfg.students:
-            vals = [a for r in recs if r["depth"] == shallow and r["student"] == s and r["alphas"] for layer in r["alphas"] for a in layer]
-            if vals:
-                hist[s] = torch.tensor(vals)
+            vals = finite_tensor(a for r in recs if r["depth"] == shallow and r["student"] == s and r["alphas"]
+                                 for layer in r["alphas"] for a in layer)
+            if vals.numel():
+                hist[s] = vals
         if hist:
             fig, axes = plt.subplots(1, len(hist), figsize=(4.5 * len(hist), 3.5), squeeze=False)
             for ax, (s, v) in zip(axes[0], hist.items()):

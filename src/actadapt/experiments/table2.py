@@ -31,9 +31,12 @@ from .report import (
     cell_stats,
     choices_and_figures_markdown,
     figure_saver,
+    finite_tensor,
     fmt_num,
     markdown_table,
+    plottable,
 )
+from .rundir import remove_file
 from .runner import read_records, write_record, write_text
 
 __all__ = ["Table2Config", "Table2", "PAPER_TABLE2"]
@@ -154,13 +157,12 @@ def evaluate(model, split, batch: int):
     return wrong / n, loss / n
 
 
-def _save_checkpoint(path: str, state: Dict) -> None:
+def _save_checkpoint(path: str, state: Dict, run_dir: str) -> None:
     import torch
 
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    from .rundir import atomic_write
+
+    atomic_write(path, lambda fh: torch.save(state, fh), binary=True, root=run_dir)
 
 
 def _load_checkpoint(path: str, chash: str):
@@ -190,6 +192,18 @@ class Table2(Experiment):
                     out.append(Task(cell_id(conv, fc, r), params, (record_path(conv, fc, r),)))
         return out
 
+    def memory_estimate(self, cfg: Table2Config):
+        """Peak memory of one task in bytes: MNIST held whole (70,000 28x28 bytes, x3 while a gzip file is
+        decompressed and copied: 170 MB); LeNet5's 0.85 M parameters x 4 bytes x 5 (weights, gradients,
+        momentum, two state_dict copies for the checkpoint); per training image 0.4 MB of saved activations
+        (conv 20x24x24 and 50x8x8 maps, BN, activation, pooling), per evaluated image 0.15 MB. 25% slack."""
+        from .resources import MemoryEstimate
+
+        images = 70_000
+        evaluated = min(cfg.eval_batch, images)
+        total = 170 * 2**20 + 5 * 4 * 850_000 + cfg.batch_size * 400_000 + evaluated * 150_000
+        return MemoryEstimate(total * 5 // 4, f"LeNet5 on MNIST, batch_size {cfg.batch_size}, eval_batch {cfg.eval_batch}")
+
     def run_task(self, cfg: Table2Config, task: Task, run_dir: str, progress=None) -> None:
         import torch
         import torch.nn.functional as F
@@ -197,6 +211,7 @@ class Table2(Experiment):
         from .. import get_backend, param_groups
         from ..inspect import alpha_dict
         from .config import config_hash
+        from .divergence import nonfinite
         from .lenet import LeNet5
         from .runner import hashed_config
 
@@ -223,6 +238,7 @@ class Table2(Experiment):
             hist, start = state["history"], state["epoch"]
 
         n = train.images.shape[0]
+        diverged_epoch = None
         for epoch in range(start + 1, cfg.epochs + 1):
             t0 = time.perf_counter()
             model.train()
@@ -252,14 +268,19 @@ class Table2(Experiment):
                 ("train_seconds", t1 - t0), ("eval_seconds", time.perf_counter() - t1),
             ):
                 hist[key].append(value)
+            if nonfinite(loss_sum):  # the weights are NaN from here on: stop, the record says so
+                diverged_epoch = epoch
+                break
             if epoch < cfg.epochs:
                 _save_checkpoint(ckpt, {
                     "config_hash": chash, "epoch": epoch, "model": model.state_dict(),
                     "optimizer": opt.state_dict(), "history": hist,
-                })
+                }, run_dir)
             if progress is not None:
                 progress(epoch)
 
+        if diverged_epoch is None and nonfinite(model):  # went bad in the very last step
+            diverged_epoch = hist["epochs"][-1] if hist["epochs"] else cfg.epochs
         alphas = {name: a.tolist() for name, a in alpha_dict(model).items()}
         test_error = hist["test_error"][-1]
         counts = torch.bincount(test.labels, minlength=10)
@@ -275,12 +296,10 @@ class Table2(Experiment):
             "n_parameters": sum(p.numel() for p in model.parameters()),
             "backend": get_backend(), "threads": torch.get_num_threads(),
             **hist, "alphas": alphas,
+            "diverged": diverged_epoch is not None, "diverged_epoch": diverged_epoch,
         }
         write_record(run_dir, record_path(conv, fc, rep), record, chash)
-        try:
-            os.remove(ckpt)  # the record supersedes it (the folder stays: another worker may be writing there)
-        except OSError:
-            pass
+        remove_file(ckpt, run_dir)  # the record supersedes it (the folder stays: another worker may be writing there)
 
     # ---------------------------------------------------------------------------------- results
     def records(self, cfg: Table2Config, run_dir: str) -> List[Dict]:
@@ -363,7 +382,7 @@ class Table2(Experiment):
             for i, ep in enumerate(r["epochs"]):
                 w.writerow([r["conv"], r["fc"], r["repeat"], ep] + [r[k][i] for k in (
                     "train_error", "train_loss", "val_error", "val_loss", "test_error", "test_loss", "train_seconds")])
-        write_text(os.path.join(run_dir, "folds.csv"), buf.getvalue())
+        write_text(os.path.join(run_dir, "folds.csv"), buf.getvalue(), root=run_dir)
 
     # ----------------------------------------------------------------------------------- report
     def report(self, cfg: Table2Config, run_dir: str, results: Dict) -> str:
@@ -417,7 +436,7 @@ class Table2(Experiment):
     def figures(self, cfg: Table2Config, run_dir: str):
         """Write Figure 6 (error curves) and the fitted-alpha histograms into ``figures/``; ``[(caption, relpath)]``."""
         saver = figure_saver(run_dir)
-        recs = self.records(cfg, run_dir)
+        recs = plottable(self.records(cfg, run_dir))
         if saver is None or not recs:
             return []
         from ..plot import plot_alpha_histogram
@@ -465,11 +484,10 @@ class Table2(Experiment):
                     hists[lay].setdefault(f"{r['conv']}/{r['fc']} ({act})", r["alphas"][lay])
         hists = {k: v for k, v in hists.items() if v}
         if hists:
-            import torch
 
             fig, axes = plt.subplots(1, len(hists), figsize=(4.8 * len(hists), 3.6), squeeze=False)
             for ax, (lay, per_cell) in zip(axes[0], hists.items()):
-                plot_alpha_histogram({k: torch.tensor(v) for k, v in per_cell.items()}, ax=ax)
+                plot_alpha_histogram({k: finite_tensor(v) for k, v in per_cell.items()}, ax=ax)
                 ax.set_title(f"fitted alpha, {layers[lay]} layer")
                 if ax.get_legend() is not None:
                     ax.legend(fontsize=6)

@@ -31,9 +31,11 @@ from .report import (
     cell_stats,
     choices_and_figures_markdown,
     figure_saver,
+    finite_tensor,
     fmt_num,
     markdown_table,
     mean_se,
+    plottable,
 )
 from .runner import read_records, write_record, write_text
 from .table1 import stable_seed
@@ -163,7 +165,7 @@ def _prepared(root: str, dataset: str, max_examples: int, max_len: int, vectors:
         "labels": np.asarray(labels, dtype=np.int64),
         "matrix": matrix,
         "coverage": coverage,
-        "folds": stratified_folds(labels, folds, stable_seed(seed, "folds")),
+        "folds": stratified_folds(labels, folds, stable_seed(seed, "folds"), data.sources),
         "data": {
             "dataset": dataset, "documents": len(seqs), "positive": int(sum(labels)),
             "sources": [os.path.basename(p) for p in data.sources],
@@ -179,6 +181,38 @@ class Table3(Experiment):
     config_class = Table3Config
     presets = PRESETS
     needs_data = True
+
+    def memory_estimate(self, cfg: Table3Config):
+        """Peak memory of one task in bytes (25% slack): the documents as token lists (60 MB for polarity v1.0,
+        150 MB for v2.0); the vectors file as gensim reads it (2x its size, 8x for gzip text); the embedding
+        matrix of up to 50,000 types x ``D`` (300, or 50 for GloVe) floats, x2 (numpy and torch), x4 when
+        fine-tuned (gradient, two Adadelta states); the CNN's parameters x4; a training batch's activations
+        (``12 batch L (D + maps widths)`` bytes, the word projection capped at ``KimCNN.max_projection``) and
+        an evaluation batch of 500 (``4 x 500 L (D + 2 maps widths)``), ``L`` the tokens of a document
+        (``max_len``, else 60 for v1.0 and 2,700 for v2.0) plus padding."""
+        from .resources import MemoryEstimate
+        from .textcnn import KimCNN
+        from .wordvectors import vectors_path
+
+        path, _ = vectors_path(cfg.data_dir or ".", cfg.vectors, cfg.vectors_file)
+        try:
+            with open(path, "rb") as fh:
+                vec_bytes = os.path.getsize(path) * (8 if fh.read(2) == b"\x1f\x8b" else 2)
+        except OSError:
+            vec_bytes = 0  # missing: the loader says so with one line
+        v1 = cfg.dataset == "polarity-v1"
+        dim = 50 if cfg.vectors == "glove" and not cfg.vectors_file else 300
+        L = (cfg.max_len or (60 if v1 else 2700)) + 2 * max(cfg.widths)
+        conv = cfg.maps * sum(cfg.widths)
+        pooled = cfg.maps * len(cfg.widths)
+        params = dim * conv + pooled * max(cfg.hidden, 1) + 2 * max(cfg.hidden, pooled)
+        cap = 4 * KimCNN.max_projection
+        train = 12 * cfg.batch_size * L * (dim + pooled) + 3 * min(4 * cfg.batch_size * L * conv, cap)
+        evaluate = 4 * 500 * L * (dim + 2 * pooled) + min(4 * 500 * L * conv, cap)
+        total = ((60 if v1 else 150) * 2**20 + vec_bytes + 50_000 * dim * 4 * (2 if cfg.static else 4)
+                 + 16 * params + train + evaluate)
+        return MemoryEstimate(total * 5 // 4, f"text CNN with {cfg.maps} maps x widths {cfg.widths}, hidden "
+                                              f"{cfg.hidden}, batch_size {cfg.batch_size}, {L} tokens per document")
 
     # ------------------------------------------------------------------------------------ tasks
     def tasks(self, cfg: Table3Config) -> List[Task]:
@@ -246,7 +280,7 @@ class Table3(Experiment):
             "best_dev_epoch": res.epochs[best] if res.epochs else None,
             "selected_epoch": res.epochs[pick] if res.epochs else None,
             "dev_accuracy_best": None if not finite_dev else 1.0 - res.dev_error[best],
-            "diverged": len(res.epochs) < cfg.epochs,
+            "diverged": res.diverged_epoch is not None, "diverged_epoch": res.diverged_epoch,
             "majority_rate": float((labels[te] == majority).mean()),
             "n_train": len(tr), "n_dev": len(dv), "n_test": len(te),
             "curve_epochs": res.epochs, "train_loss": res.train_loss, "train_error": res.train_error,
@@ -362,7 +396,7 @@ class Table3(Experiment):
         w.writerow(cols + ["final_train_loss"])
         for r in sorted(recs, key=lambda r: (r["conv"], r["fc"], r["fold"])):
             w.writerow([r.get(c) for c in cols] + [r["train_loss"][-1] if r["train_loss"] else ""])
-        write_text(os.path.join(run_dir, "folds.csv"), buf.getvalue())
+        write_text(os.path.join(run_dir, "folds.csv"), buf.getvalue(), root=run_dir)
 
     # ----------------------------------------------------------------------------------- report
     def report(self, cfg: Table3Config, run_dir: str, results: Dict) -> str:
@@ -458,7 +492,7 @@ class Table3(Experiment):
     def figures(self, cfg: Table3Config, run_dir: str):
         """Figure 8 (error curves of every cell) and alpha histograms into ``figures/``; ``[(caption, relpath)]``."""
         saver = figure_saver(run_dir)
-        recs = self.records(cfg, run_dir)
+        recs = plottable(self.records(cfg, run_dir))
         if saver is None or not recs:
             return []
         from ..plot import plot_alpha_histogram
@@ -494,7 +528,6 @@ class Table3(Experiment):
                                            "mean over folds")
 
         # fitted alphas: conv (all widths' maps) and FC, for each adaptive activation
-        import torch
 
         hist = {}
         for r in recs:
@@ -505,7 +538,7 @@ class Table3(Experiment):
         if hist:
             fig, axes = plt.subplots(1, len(hist), figsize=(4.2 * len(hist), 3.2), squeeze=False)
             for ax, (label, vals) in zip(axes[0], sorted(hist.items())):
-                plot_alpha_histogram({label: torch.tensor(vals)}, ax=ax)
+                plot_alpha_histogram({label: finite_tensor(vals)}, ax=ax)
                 ax.set_title(label, fontsize=9)
             save(fig, "alpha_histograms.png", "Fitted alpha of the adaptive layers, all cells and folds")
         return made

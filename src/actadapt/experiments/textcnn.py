@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .divergence import nonfinite
+
 __all__ = ["ACTIVATIONS", "make_activation", "KimCNN", "batch_tokens", "TrainSettings", "FoldResult", "train_textcnn"]
 
 ACTIVATIONS = ("ReLU", "AReLU", "AGumb", "Sig", "Swish")
@@ -186,6 +188,7 @@ class FoldResult:
     dev_error: List[float] = field(default_factory=list)
     test_error: List[float] = field(default_factory=list)
     seconds: float = 0.0
+    diverged_epoch: Optional[int] = None  # first epoch with a non-finite loss (or weights), see .divergence
 
 
 def _make_optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
@@ -282,9 +285,12 @@ def train_textcnn(
         res.train_error.append(wrong / seen)
         res.dev_error.append(_error(model, dev[0], dev_y, s.eval_batch))
         res.test_error.append(_error(model, test[0], test_y, s.eval_batch))
-        if not math.isfinite(res.train_loss[-1]):
+        if nonfinite(loss_sum):
+            res.diverged_epoch = epoch
             break  # diverged: the curves end here, the record says so
         if progress is not None:
             progress(epoch)
+    if res.diverged_epoch is None and nonfinite(model):  # went bad in the very last step
+        res.diverged_epoch = res.epochs[-1] if res.epochs else s.epochs
     res.seconds = time.perf_counter() - t0
     return res

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import ConfigError
+from .divergence import nonfinite
 from .lenet import make_activation
 from .urls import Tokenizer, UrlDataset
 
@@ -277,6 +278,7 @@ def fit_evaluate(ds: UrlDataset, train_idx: Sequence[int], test_idx: Sequence[in
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=s.lr, weight_decay=s.weight_decay)
     gen = torch.Generator().manual_seed(s.seed)
     losses = []
+    diverged_epoch = None
     for epoch in range(s.epochs):
         model.train()
         order = torch.randperm(len(xtr), generator=gen)
@@ -292,8 +294,13 @@ def fit_evaluate(ds: UrlDataset, train_idx: Sequence[int], test_idx: Sequence[in
             total += float(loss.detach()) * len(idx)
             seen += len(idx)
         losses.append(total / max(seen, 1))
+        if nonfinite(total):  # the weights are NaN from here on: stop, the record says so
+            diverged_epoch = epoch + 1
+            break
         if progress is not None:
             progress(epoch + 1)
+    if diverged_epoch is None and nonfinite(model):  # went bad in the very last step
+        diverged_epoch = len(losses)
     out = metrics(yte, _predict(model, xte).tolist(), k)
     out["train_accuracy"] = metrics(ytr.tolist(), _predict(model, xtr).tolist(), k)["accuracy"]
     majority = max(range(k), key=lambda c: int((ytr == c).sum()))
@@ -301,7 +308,7 @@ def fit_evaluate(ds: UrlDataset, train_idx: Sequence[int], test_idx: Sequence[in
     from ..inspect import alpha_dict
 
     out["alphas"] = {name: [float(v) for v in t.reshape(-1)] for name, t in alpha_dict(model).items()}
-    out.update(train_loss=losses, vocab=len(index), rows=rows, seq_len=int(xtr.shape[1]),
+    out.update(train_loss=losses, vocab=len(index), rows=rows, seq_len=int(xtr.shape[1]), diverged_epoch=diverged_epoch,
                unknown_test_words=float((xte == UNK).sum()) / max(float((xte != PAD).sum()), 1.0),
                seconds=time.time() - start, settings=asdict(s))
     return out

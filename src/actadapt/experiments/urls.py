@@ -45,18 +45,21 @@ labels is dropped entirely and counted as conflicting. :func:`url_folds` then sp
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import functools
 import io
 import json
 import os
 import random
 import re
+import sys
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 from urllib.parse import unquote, urlsplit
 
-from .config import ConfigError, DataError, read_plain_bytes
+from .config import ConfigError, DataError, check_folds_fit, check_usable_share, read_plain_bytes
 
 __all__ = [
     "DataError",
@@ -260,19 +263,76 @@ class UrlDataset:
 
 
 # ------------------------------------------------------------------------------------------ readers
+MAX_BLANK_SHARE = 0.5  # blank rows of a file (or a class file) above which it is broken, not noisy
+
+
+@contextlib.contextmanager
+def _fields_of_any_length():
+    """Lift the csv module's 128 KiB field limit while a reader runs (a URL with a long query string is data);
+    the previous limit is restored afterwards."""
+    old, limit = csv.field_size_limit(), sys.maxsize
+    while True:
+        try:
+            csv.field_size_limit(limit)
+            break
+        except OverflowError:  # a C long of 32 bits (Windows)
+            limit //= 2
+    try:
+        yield
+    finally:
+        csv.field_size_limit(old)
+
+
+def _any_field_length(reader_fn):
+    @functools.wraps(reader_fn)
+    def wrapped(*args, **kwargs):
+        with _fields_of_any_length():
+            return reader_fn(*args, **kwargs)
+    return wrapped
+
+
+def _records(reader):
+    """``(line, fields)`` of each CSV record after the header, ``line`` the record's first line (1-based)."""
+    prev = reader.line_num
+    for rec in reader:
+        yield prev + 1, rec
+        prev = reader.line_num
+
+
+def _row_problem(rec, n_fields: int) -> Optional[Tuple[str, str]]:
+    """``(kind, detail)`` of a CSV record that cannot be a row of ``n_fields`` fields, else ``None``."""
+    if not rec or not any(c.strip() for c in rec):
+        return "empty", "blank row"
+    lines = max(c.count("\n") + c.count("\r") - c.count("\r\n") for c in rec)
+    if lines:
+        return "malformed", f"a quoted field runs over {lines + 1} lines (a stray '\"'?)"
+    if len(rec) != n_fields:
+        return "malformed", (f"{len(rec)} fields, expected {n_fields} as in the header" if n_fields > 1 else
+                             f"{len(rec)} fields; expected one URL (quote a URL holding commas)")
+    return None
+
+
 def _complete_rows(reader, n_fields: int, name: str, report: LoadReport):
-    """``(row, where, fields)`` for each CSV row after the header with ``n_fields`` fields (``row`` 1-based, as
-    ``where`` = ``name:row``); blank and short/long rows
-    are counted in ``report`` (as empty/malformed, with their ``name:row``) and skipped."""
-    for row, rec in enumerate(reader, start=2):
+    """``(line, where, fields)`` for each CSV row after the header with ``n_fields`` fields (``where`` =
+    ``name:line``); blank, short/long and multi-line rows are counted in ``report`` (as empty/malformed,
+    with their ``name:line``) and skipped."""
+    for row, rec in _records(reader):
         where = f"{name}:{row}"
         report.rows += 1
-        if not any(c.strip() for c in rec):
-            report.problem("empty", where, "blank row")
-        elif len(rec) != n_fields:
-            report.problem("malformed", where, f"{len(rec)} fields, expected {n_fields} as in the header")
+        problem = _row_problem(rec, n_fields)
+        if problem:
+            report.problem(problem[0], where, problem[1])
         else:
             yield row, where, rec
+
+
+def _check_blank_share(path: str, report: LoadReport, rows_before: int = 0, blank_before: int = 0) -> None:
+    """More than :data:`MAX_BLANK_SHARE` of the rows this file added to ``report`` (since the counts
+    ``*_before``) blank: a :class:`DataError` naming the file (a few are counted and reported)."""
+    name = os.path.basename(path) + ":"
+    first = next((e.split(": ", 1)[0] for e in report.examples["empty"] if e.startswith(name)), "")
+    check_usable_share(path, report.problems["empty"] - blank_before, report.rows - rows_before,
+                       "blank rows or sessions without a URL", MAX_BLANK_SHARE, first)
 
 
 def _read_text(path: str, report: LoadReport, what: str) -> str:
@@ -335,6 +395,8 @@ class _Builder:
         self.where.append(where)
 
     def dataset(self) -> UrlDataset:
+        if len(self.report.files) == 1:
+            _check_blank_share(self.report.files[0], self.report)
         self.report.sessions = len(self.sessions)
         if not self.sessions:
             raise DataError(f"no usable session in {', '.join(map(repr, self.report.files))}:\n{self.report.summary()}")
@@ -355,6 +417,7 @@ def _norm(name: str) -> str:
     return name.strip().lower().lstrip("\ufeff")
 
 
+@_any_field_length
 def read_sessions(path: str, classes: Optional[Sequence[str]] = None, max_len: int = MAX_SESSION) -> UrlDataset:
     """Format (a): sessions from a ``.jsonl`` or ``.csv`` file (layouts in the module notes).
 
@@ -436,6 +499,7 @@ def _class_name(stem: str) -> str:
     return ISCX_CLASSES.get(stem.lower(), stem)
 
 
+@_any_field_length
 def read_class_folder(folder: str, classes: Optional[Sequence[str]] = None, max_len: int = MAX_SESSION) -> UrlDataset:
     """Format (b): one ``.csv`` per class in ``folder`` (ISCX layout), each URL a session of one.
 
@@ -474,16 +538,10 @@ def read_class_folder(folder: str, classes: Optional[Sequence[str]] = None, max_
         if header is None or len(header) != 1 or _norm(header[0]) not in ("urls", "url"):
             raise DataError(f"class file {path!r}: first line {header!r}; expected the header 'URLs' "
                             "(one column of URLs)")
-        for row, rec in enumerate(reader, start=2):
-            where = f"{by_class[cname]}:{row}"
-            report.rows += 1
-            if not rec or not any(c.strip() for c in rec):
-                report.problem("empty", where, "blank row")
-                continue
-            if len(rec) != 1:
-                report.problem("malformed", where, f"{len(rec)} fields; expected one URL (quote a URL holding commas)")
-                continue
+        rows_before, blank_before = report.rows, report.problems["empty"]
+        for _, where, rec in _complete_rows(reader, 1, by_class[cname], report):
             builder.add([rec[0]], cname, where)
+        _check_blank_share(path, report, rows_before, blank_before)
     return builder.dataset()
 
 
@@ -570,17 +628,21 @@ def balanced_sample(ds: UrlDataset, total: int, seed: int = 0, fill: bool = Fals
     return ds.subset(sorted(keep), step)
 
 
-def url_folds(labels: Sequence[int], folds: int = 5, seed: int = 0):
-    """``folds`` stratified, shuffled ``(train_idx, test_idx)`` pairs (numpy arrays), fixed by ``seed``."""
+def url_folds(labels: Sequence[int], folds: int = 5, seed: int = 0, classes: Optional[Sequence[str]] = None,
+              source: str = ""):
+    """``folds`` stratified, shuffled ``(train_idx, test_idx)`` pairs (numpy arrays), fixed by ``seed``.
+
+    A class (``classes[i]`` names label ``i``) with fewer than ``folds`` sessions is a :class:`DataError` naming
+    it and ``source``."""
     import numpy as np
     from sklearn.model_selection import StratifiedKFold
 
-    y = np.asarray(labels)
+    y = np.asarray(labels, dtype=np.int64)
     if folds < 2:
         raise ConfigError(f"config key 'folds': got {folds}; expected at least 2")
-    smallest = int(np.bincount(y).min()) if len(y) else 0
-    if smallest < folds:
-        raise ConfigError(f"config key 'folds': {folds} folds need at least {folds} sessions per class, got {smallest}")
+    counts = np.bincount(y, minlength=len(classes) if classes else 2)
+    names = list(classes) if classes else [str(c) for c in range(len(counts))]
+    check_folds_fit({names[c]: int(n) for c, n in enumerate(counts)}, folds, "session(s)", source)
     splitter = StratifiedKFold(folds, shuffle=True, random_state=seed % (2**32))
     return list(splitter.split(np.zeros(len(y)), y))
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import gzip
 import math
 import os
+import warnings
 from typing import Dict, Tuple
 
 from .moviereview import DataError
@@ -143,15 +144,33 @@ def load_vectors(path: str, fmt: str = "auto"):
     except ImportError:  # pragma: no cover - depends on the environment
         raise ImportError("reading word vectors needs gensim: pip install 'actadapt[experiments]'") from None
     try:
-        kv = KeyedVectors.load_word2vec_format(
-            path, binary=fmt == "word2vec-binary", no_header=fmt == "glove", unicode_errors="replace"
-        )
+        with warnings.catch_warnings():  # "overflow encountered in cast" for a number beyond float32: checked below
+            warnings.simplefilter("ignore", RuntimeWarning)
+            kv = KeyedVectors.load_word2vec_format(
+                path, binary=fmt == "word2vec-binary", no_header=fmt == "glove", unicode_errors="replace"
+            )
     except Exception as err:  # gensim raises ValueError, EOFError, UnicodeDecodeError, ... on bad files
         msg = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise DataError(f"word vectors file {path!r} could not be read as {_EXPECT[fmt]}: {msg}") from None
     if len(kv) == 0 or kv.vector_size < 1:
         raise DataError(f"word vectors file {path!r} holds no vectors; expected {_EXPECT[fmt]}")
+    _check_finite(kv, path, fmt)
     return kv
+
+
+def _check_finite(kv, path: str, fmt: str) -> None:
+    """A vector holding NaN, an infinity, or a number beyond float32's range (read as infinity) is a
+    :class:`DataError` naming the file, the first such line (or vector) and its word."""
+    import numpy as np
+
+    bad = np.flatnonzero(~np.isfinite(kv.vectors).all(axis=1))
+    if not len(bad):
+        return
+    i = int(bad[0])
+    where = f"vector {i + 1}" if fmt == "word2vec-binary" else f"line {i + (2 if fmt == 'word2vec-text' else 1)}"
+    raise DataError(f"word vectors file {path!r}: {len(bad)} vector(s) hold NaN, an infinity or a number beyond "
+                    f"float32's range (3.4e38), the first at {where} (word {kv.index_to_key[i]!r}); expected finite "
+                    "numbers (a damaged file?)")
 
 
 def embedding_matrix(
