@@ -18,6 +18,7 @@ even a ``kill -9`` of the driver ends it. A job is a picklable :class:`Job`, and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
@@ -27,6 +28,8 @@ import traceback
 from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+
+from .lifecycle import raise_if_stopped
 
 __all__ = ["Job", "execute_job", "Executor", "SequentialExecutor", "ProcessExecutor", "WorkerDied", "make_executor"]
 
@@ -92,6 +95,7 @@ class SequentialExecutor(Executor):
         self._saved = (torch.get_num_threads(), _state["backend"])
         try:
             for job in jobs:
+                raise_if_stopped()
                 cb = self.progress_factory(job) if self.progress_factory else None
                 try:
                     yield job, execute_job(job, cb)
@@ -169,6 +173,23 @@ def _exit_description(code: Optional[int]) -> str:
     return f"exited with status {code}"
 
 
+@contextlib.contextmanager
+def _sigint_blocked():
+    """Block SIGINT in this thread while a worker is started: the child inherits the mask, so a Ctrl-C during
+    its start-up (importing torch takes seconds) cannot end it with a traceback; here the signal stays
+    pending and is delivered, not lost, when the mask is restored."""
+    import signal
+
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - Windows
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 class _Worker:
     def __init__(self, proc, conn) -> None:
         self.proc = proc
@@ -192,7 +213,8 @@ class ProcessExecutor(Executor):
     def _start(self, ctx) -> _Worker:
         parent_end, child_end = ctx.Pipe(duplex=True)
         proc = ctx.Process(target=_worker_main, args=(child_end, os.getpid()), daemon=True, name="actadapt-worker")
-        proc.start()
+        with _sigint_blocked():  # the worker inherits SIGINT blocked from its first instruction (see .lifecycle)
+            proc.start()
         child_end.close()  # only the worker holds it now, so its death closes the pipe
         worker = _Worker(proc, parent_end)
         self._pool.append(worker)
@@ -219,6 +241,7 @@ class ProcessExecutor(Executor):
         failure: Optional[BaseException] = None
         while True:
             while idle and queue and failure is None:
+                raise_if_stopped()
                 worker = idle.pop()
                 worker.job = queue.popleft()
                 try:
@@ -229,7 +252,8 @@ class ProcessExecutor(Executor):
             busy = [w for w in self._pool if w.job is not None]
             if not busy:
                 break
-            ready = wait([w.conn for w in busy])
+            ready = wait([w.conn for w in busy], timeout=1.0)
+            raise_if_stopped()
             for worker in busy:
                 if worker.conn not in ready:
                     continue

@@ -18,7 +18,9 @@ even after a ``kill -9`` of the driver, which runs no clean-up at all. Two indep
 
 A worker also ignores SIGINT: a Ctrl-C in a terminal reaches the whole process group, and the driver alone
 decides how the run stops (it stops the workers itself), so a job never ends half-way with a
-KeyboardInterrupt that a pool could report as an ordinary task failure.
+KeyboardInterrupt that a pool could report as an ordinary task failure, and no worker prints a traceback.
+An executor starts its workers with SIGINT blocked (they inherit the mask, so this holds during their
+start-up too, while they import torch), and :func:`die_with_parent` then ignores it for good.
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ import signal
 import sys
 import threading
 import time
-from typing import Iterator
+from typing import Iterator, List
 
-__all__ = ["RunInterrupted", "STOP_SIGNALS", "stop_on_signals", "die_with_parent", "PARENT_GONE_EXIT"]
+__all__ = ["RunInterrupted", "STOP_SIGNALS", "stop_on_signals", "raise_if_stopped", "die_with_parent",
+           "PARENT_GONE_EXIT"]
 
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 PARENT_GONE_EXIT = 128 + 9  # the exit status of a worker that noticed its driver's death (as if killed by SIGKILL)
@@ -55,22 +58,26 @@ class RunInterrupted(KeyboardInterrupt):
         return 128 + self.signum
 
 
+_received: List[int] = []  # the signal that stops the current run, while stop_on_signals is active
+
+
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[None]:
     """While inside: SIGINT, SIGTERM and SIGHUP raise :class:`RunInterrupted` (once; see the module notes).
 
-    The previous handlers are put back on the way out. A no-op outside the main thread, where Python cannot
-    install handlers (the caller then keeps its own).
+    Python drops an exception raised while a finalizer (``__del__``) runs; so the signal is also recorded,
+    executors check :func:`raise_if_stopped` between jobs, and leaving the block normally after a signal
+    raises. The previous handlers are put back on the way out. A no-op outside the main thread, where Python
+    cannot install handlers (the caller then keeps its own).
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    stopping = []
 
     def handler(signum, frame):
-        if stopping:  # already stopping: let the clean-up finish
+        if _received:  # already stopping: let the clean-up finish
             return
-        stopping.append(signum)
+        _received.append(signum)
         raise RunInterrupted(signum)
 
     previous = {}
@@ -80,9 +87,17 @@ def stop_on_signals() -> Iterator[None]:
                 continue  # nohup / background job: the user asked for this signal to be ignored
             previous[sig] = signal.signal(sig, handler)
         yield
+        raise_if_stopped()
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+        _received.clear()
+
+
+def raise_if_stopped() -> None:
+    """Raise :class:`RunInterrupted` if a stop signal came (and its exception was lost); a no-op otherwise."""
+    if _received:
+        raise RunInterrupted(_received[0])
 
 
 def _watch_parent(parent_pid: int, poll: float) -> None:
