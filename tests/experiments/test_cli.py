@@ -82,3 +82,64 @@ def test_demo_prints_fitted_alphas(capsys):
     assert code == 0
     assert "held-out accuracy" in out and "fitted alpha" in out
     assert "gumbel" in out and "exponential" in out
+
+
+# ------------------------------------------------------------------------------------- malformed run folders
+_TINY = ["--set", "depths=1", "--set", "teachers=ReLU", "--set", "students=AGumb", "--set", "n_samples=40",
+         "--set", "epochs=1", "--set", "folds=2", "--set", "backend=eager"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny") / "run"
+    assert main(["reproduce", "table1", "--preset", "smoke", "--out", str(out), "--workers", "1", *_TINY]) == 0
+    return out
+
+
+def _meta(tiny_run):
+    import json
+
+    return json.loads((tiny_run / "config.json").read_text())
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda m: "{not json", "is not valid JSON (Expecting property name"),
+    (lambda m: "[1, 2]", "is malformed: it holds a JSON list, expected an object"),
+    (lambda m: "null", "is malformed: it holds a JSON NoneType, expected an object"),
+    (lambda m: {k: v for k, v in m.items() if k != "table"}, "is malformed: the key 'table' is missing"),
+    (lambda m: {**m, "table": 5}, "is malformed: 'table' is 5, expected a JSON string"),
+    (lambda m: {**m, "config": None}, "is malformed: 'config' is None, expected a JSON object"),
+    (lambda m: {**m, "format": "something-else"}, "is malformed: 'format' is 'something-else'"),
+    (lambda m: {**m, "config": {**m["config"], "lr": None}}, "config key 'lr': expected a number, got None"),
+    (lambda m: {**m, "config": {**m["config"], "students": None}}, "config key 'students': expected a string, got None"),
+    (lambda m: {**m, "config": {**m["config"], "lr": float("nan")}}, "config key 'lr': expected a finite number, got nan"),
+    (lambda m: {**m, "config": {**m["config"], "epochs": "many"}}, "config key 'epochs': expected an integer, got 'many'"),
+    (lambda m: {**m, "config_hash": "0" * 16}, "its config_hash does not match its config"),
+])
+def test_report_on_a_malformed_run_folder_is_one_line(tiny_run, tmp_path, capsys, edit, message):
+    import json
+    import shutil
+
+    run = tmp_path / "copy"
+    shutil.copytree(tiny_run, run)
+    new = edit(_meta(tiny_run))
+    (run / "config.json").write_text(new if isinstance(new, str) else json.dumps(new))
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    code, _, err = _run(capsys, "report", str(run))
+    assert code == 2 and err.startswith("actadapt: error: ") and message in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err and "config.json" in err
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before  # nothing rewritten
+
+
+def test_report_on_a_malformed_record_is_one_line(tiny_run, tmp_path, capsys):
+    import json
+    import shutil
+
+    run = tmp_path / "copy"
+    shutil.copytree(tiny_run, run)
+    rec_path = run / "folds" / "d1-ReLU__AGumb__draw0__fold1.json"
+    rec = json.loads(rec_path.read_text())
+    del rec["accuracy"]  # the config hash still matches: a hand-edited record
+    rec_path.write_text(json.dumps(rec))
+    code, _, err = _run(capsys, "report", str(run))
+    assert code == 2 and "holds a malformed record (KeyError: 'accuracy')" in err and err.count("\n") == 1

@@ -1,5 +1,7 @@
 """Config resolution: presets, overrides, files, and errors that name the key and the valid choices."""
 
+import os
+
 import pytest
 
 from actadapt.experiments.config import ConfigError, config_hash, load_config_file, parse_overrides, resolve_config
@@ -86,3 +88,98 @@ def test_hash_leaves_out_default_values():
     cfg = resolve_config(Table1Config, {"epochs": 3})
     assert hashed_config(cfg) == {"epochs": [3]}  # a key added later at its default keeps old hashes valid
     assert config_hash(hashed_config(cfg)) != config_hash(hashed_config(resolve_config(Table1Config, {"epochs": 4})))
+
+
+# ------------------------------------------------------------------------------------- values, not only types
+@pytest.mark.parametrize("key, value", [
+    ("lr", "nan"), ("lr", "inf"), ("lr", "-inf"), ("lr", "1e400"), ("lr", float("nan")), ("l1", float("inf")),
+    ("alpha_init", "nan"), ("max_majority", "nan"), ("weight_spread", "Infinity"), ("epochs", "inf"),
+])
+def test_non_finite_values_are_refused(key, value):
+    with pytest.raises(ConfigError, match=rf"config key '{key}': expected (a finite number|an integer), got "):
+        resolve_config(Table1Config, {key: value})
+
+
+def test_non_finite_values_in_config_files_are_refused(tmp_path):
+    for name, text in (("a.yaml", "lr: .nan\n"), ("b.yaml", "l2: 1.0e+400\n"), ("c.json", '{"alpha_init": NaN}'),
+                       ("d.json", '{"lr": 1e400}'), ("e.yaml", "epochs: [.inf]\n")):
+        path = tmp_path / name
+        path.write_text(text)
+        with pytest.raises(ConfigError, match="expected (a finite number|an integer)"):
+            resolve_config(Table1Config, load_config_file(str(path)))
+    with pytest.raises(ConfigError, match=r"'lr': expected a finite number, got '1e400' \(too large for a float"):
+        resolve_config(Table1Config, {"lr": "1e400"})
+    # finite but beyond float32 arithmetic: the optimisers' first step would overflow with a traceback
+    with pytest.raises(ConfigError, match=r"'l1': expected a number between -1e\+30 and 1e\+30 \(training runs in float32\), got"):
+        resolve_config(Table1Config, {"l1": 1e35})
+    assert resolve_config(Table1Config, {"lr": "1e30"}).lr == 1e30
+
+
+def test_max_bound_of_an_option():
+    import dataclasses
+
+    from actadapt.experiments.config import option
+
+    @dataclasses.dataclass
+    class C:
+        rate: float = option(0.5, min=0.0, max=1.0, help="a rate")
+
+    assert resolve_config(C, {"rate": "1"}).rate == 1.0
+    with pytest.raises(ConfigError, match=r"'rate': expected a value <= 1.0, got 1.5"):
+        resolve_config(C, {"rate": 1.5})
+
+
+# ------------------------------------------------------------------------------------- sizes against the machine
+def _paper(table, data_dir=""):
+    from actadapt.experiments.registry import get_experiment
+
+    exp = get_experiment(table)
+    extra = {"data_dir": data_dir} if exp.needs_data else {}
+    return exp, resolve_config(exp.config_class, exp.presets["paper"], extra)
+
+
+@pytest.mark.parametrize("table", ["table1", "table2", "table3", "table4"])
+def test_paper_presets_fit_a_24_gib_machine(table):
+    from actadapt.experiments.resources import plan_workers
+
+    root = os.environ.get("ACTADAPT_DATA", "")
+    exp, cfg = _paper(table, root)
+    tasks = len(exp.tasks(cfg)) if table in ("table1", "table2") else 45  # tasks() of 3-4 reads the data
+    available = int(22 * 2**30)  # what a 24 GiB machine has free
+    assert plan_workers(exp, cfg, 2, tasks, memory=available, cpus=8) == 2
+    assert plan_workers(exp, cfg, None, tasks, memory=available, cpus=8) >= 4
+
+
+def test_too_many_workers_for_the_memory():
+    from actadapt.experiments.resources import WORKER_BASE, plan_workers
+
+    exp, cfg = _paper("table2")
+    per = exp.memory_estimate(cfg).bytes
+    memory = WORKER_BASE + 3 * (WORKER_BASE + per) + 1  # room for 3 workers
+    notes = []
+    assert plan_workers(exp, cfg, None, 9, log=notes.append, memory=memory, cpus=8) == 3  # auto: cut to what fits
+    assert "using 3" in notes[0]
+    with pytest.raises(ConfigError, match=r"not enough memory: .*8 worker\(s\).*at most 3 worker\(s\) fit: pass --workers 3"):
+        plan_workers(exp, cfg, 8, 9, memory=memory, cpus=8)
+    with pytest.raises(ConfigError, match=r"config key 'threads': 16 threads per worker asked, but this machine has 8"):
+        plan_workers(exp, resolve_config(type(cfg), {"threads": 16}), 1, 9, memory=memory, cpus=8)
+
+
+def test_absurd_sizes_fail_before_anything_is_written(tmp_path, capsys):
+    from actadapt.cli import main
+
+    for setting, message in [("n_samples=1000000000000", "not enough memory: 20 students (draws x folds x students) "
+                                                          "on 1000000000000 examples"),
+                             ("width=10000000", "width 10000000"),
+                             ("threads=100000", "'threads': 100000 threads per worker asked")]:
+        out = tmp_path / setting.split("=")[0]
+        code = main(["reproduce", "table1", "--preset", "smoke", "--out", str(out), "--set", setting])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err, err
+        assert not out.exists()
+    for setting in ("lr=nan", "alpha_init=inf", "max_majority=nan", "lr=1e400"):
+        out = tmp_path / "finite"
+        code = main(["reproduce", "table1", "--preset", "smoke", "--out", str(out), "--set", setting])
+        err = capsys.readouterr().err
+        assert code == 2 and "expected a finite number" in err and err.count("\n") == 1
+        assert not out.exists()

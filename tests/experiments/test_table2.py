@@ -126,6 +126,15 @@ def test_table2_run_folder(tmp_path, fake_data):
     assert again["cells"] == res["cells"]  # rebuilt from the same records
 
 
+def test_a_diverging_cell_stops_and_is_marked(tmp_path, fake_data):
+    res = _run(tmp_path, fake_data, conv_acts="AGumb", fc_acts="AReLU", lr=1e30, epochs=3)
+    rec = json.loads((tmp_path / "run" / record_path("AGumb", "AReLU", 0)).read_text())
+    assert rec["diverged"] is True and rec["epochs"][-1] == rec["diverged_epoch"]
+    assert res["diverged"] is True and res["diverged_records"] == [record_path("AGumb", "AReLU", 0)]
+    assert "**Diverged: 1 trained model(s)" in (tmp_path / "run" / "report.md").read_text()
+    assert not list((tmp_path / "run").glob("checkpoints/*"))
+
+
 def _cell(fake_data, conv, fc, **over):
     cfg = resolve_config(Table2Config, {**SMALL, "conv_acts": [conv], "fc_acts": [fc], "data_dir": fake_data, **over})
     task = Task(f"{conv}__{fc}__r0", {"conv": conv, "fc": fc, "repeat": 0, "epochs": cfg.epochs}, (record_path(conv, fc, 0),))

@@ -115,6 +115,17 @@ def test_training_static_max_norm_and_curves():
     assert not torch.allclose(m.fc_act.alpha, torch.ones(7))  # the FC alphas trained
 
 
+def test_a_diverging_fold_stops_and_says_so():
+    seqs, y = _toy_task()
+    ok = train_textcnn(_model(), (seqs[:40], y[:40]), (seqs[40:50], y[40:50]), (seqs[50:], y[50:]),
+                       TrainSettings(epochs=2, batch_size=8, optimizer="sgd", lr=0.1), 0)
+    assert ok.diverged_epoch is None
+    m = _model()
+    bad = train_textcnn(m, (seqs[:40], y[:40]), (seqs[40:50], y[40:50]), (seqs[50:], y[50:]),
+                        TrainSettings(epochs=4, batch_size=8, optimizer="sgd", lr=1e30, max_norm=0), 0)
+    assert bad.diverged_epoch is not None and bad.epochs[-1] == bad.diverged_epoch  # the curves end there
+
+
 def test_non_static_embeddings_train_but_padding_stays_zero():
     m = _model(static=False)
     emb0 = m.embedding.weight.detach().clone()
@@ -202,10 +213,30 @@ def test_glove_and_paired_cells(tmp_path):
     ("no-vectors", "GoogleNews-vectors-negative300-bolukbasi.bin' not found; expected word vectors in word2vec binary"),
     ("glove-as-w2v", "is not in word2vec binary format (a header line 'COUNT DIM'"),
     ("no-root", "no data root: give --data-dir or set $ACTADAPT_DATA"),
+    ("nan-vector", "GoogleNews-vectors-negative300-bolukbasi.bin': 1 vector(s) hold NaN, an infinity or a number "
+                   "beyond float32's range (3.4e38), the first at vector 3 (word 'fine')"),
+    ("random-bytes", "rt-polarity.pos' is not text: "),
+    ("blank-lines", "rt-polarity.pos': 40 of its 40 entries are unusable (lines without a word after tokenisation "
+                    "(blank?)), the first at line 1"),
+    ("nearly-empty", "class 'positive' has only 2 example(s) in rt-polarity.pos, but 5-fold cross-validation needs"),
 ])
 def test_bad_data_is_one_clear_line(tmp_path, capsys, monkeypatch, setup, message):
     root = _synthetic_root(tmp_path)
     vec = os.path.join(root, "word-vectors", "GoogleNews-vectors-negative300-bolukbasi.bin")
+    pos = os.path.join(root, "movie-review", "rt-polarity.pos")
+    if setup == "nan-vector":
+        from gensim.models import KeyedVectors
+
+        kv = KeyedVectors.load_word2vec_format(vec, binary=True)
+        kv.vectors[2, 4] = np.nan
+        kv.save_word2vec_format(vec, binary=True)
+    elif setup == "random-bytes":  # binary noise without a NUL byte: decodes as Latin-1 all the same
+        data = bytes(b for b in np.random.default_rng(0).integers(0, 256, 20000, dtype=np.uint8).tobytes() if b)
+        open(pos, "wb").write(data)
+    elif setup == "blank-lines":
+        open(pos, "wb").write(b"\n" * 40)
+    elif setup == "nearly-empty":
+        open(pos, "wb").write(b"great film\nmoving plot\n")
     if setup == "no-data":
         os.remove(os.path.join(root, "movie-review", "rt-polarity.pos"))
     elif setup == "no-vectors":

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from actadapt.experiments.config import ConfigError
+from actadapt.experiments.config import ConfigError, DataError
 from actadapt.experiments.url_sessions import INTENTS, generate_sessions, write_sessions
 from actadapt.experiments.urls import (
     MAX_SESSION,
@@ -242,6 +242,59 @@ def test_class_folder_missing(tmp_path):
         load_iscx(str(tmp_path / "nope"))
 
 
+# ------------------------------------------------------------------------------------------ hostile files
+def _two_classes(tmp_path, spam_text):
+    folder = tmp_path / "urls"
+    folder.mkdir()
+    _write(folder / "benign.csv", "URLs\n" + "".join(f"http://good.com/{i}\n" for i in range(6)), "\r\n")
+    _write(folder / "spam.csv", spam_text, "\r\n")
+    return folder
+
+
+@pytest.mark.parametrize("spam, message", [
+    ("URLs\n" + "\n" * 300, r"spam\.csv': 300 of its 300 entries are unusable \(blank rows or sessions without a URL\), "
+                               r"the first at spam\.csv:2"),
+    ("URLs\nhttp://s.com/1\nhttp://s.com/2\n\n\n\n", r"spam\.csv': 3 of its 5 entries are unusable"),
+])
+def test_a_class_file_of_blank_lines_is_an_error(tmp_path, spam, message):
+    with pytest.raises(DataError, match=message):
+        read_class_folder(str(_two_classes(tmp_path, spam)))
+
+
+def test_a_few_blank_rows_are_counted_not_fatal(tmp_path):
+    ds = read_class_folder(str(_two_classes(tmp_path, "URLs\nhttp://s.com/1\nhttp://s.com/2\n\nhttp://s.com/3\n")))
+    assert ds.counts() == {"benign": 6, "spam": 3} and ds.report.problems["empty"] == 1
+
+
+def test_a_nearly_empty_class_names_its_file_not_the_config(tmp_path):
+    from actadapt.experiments.runner import reproduce
+
+    folder = _two_classes(tmp_path, "URLs\nhttp://s.com/only\n")
+    with pytest.raises(DataError, match=r"^class 'spam' has only 1 session\(s\) in .*spam\.csv, but 2-fold cross-validation"):
+        reproduce("table4", "smoke", str(tmp_path / "run"), overrides={"input": str(folder), "sample": 0},
+                  progress=False, log=lambda *a: None)
+    assert not (tmp_path / "run").exists()
+
+
+def test_fields_of_any_length(tmp_path):
+    import csv
+
+    long_url = "http://shop.com/search?q=" + "x" * (1 << 20) + "&page=2"  # a 1 MiB field
+    limit = csv.field_size_limit()
+    ds = read_class_folder(str(_two_classes(tmp_path, f"URLs\n\"{long_url}\"\nhttp://s.com/2\n")))
+    assert [long_url] in ds.sessions and ds.report.problems == {"empty": 0, "malformed": 0, "mislabelled": 0}
+    wide = _write(tmp_path / "s.csv", f"label,urls\nbuy,{long_url} http://a.com/cart\nlook,http://a.com/p\n")
+    assert read_sessions(wide).sessions[0] == [long_url, "http://a.com/cart"]
+    assert csv.field_size_limit() == limit  # the module-wide limit is put back
+
+
+def test_a_stray_quote_is_reported_with_the_lines_it_swallowed(tmp_path):
+    spam = 'URLs\nhttp://s.com/1\n"http://s.com/2\nhttp://s.com/3\nhttp://s.com/4\n'
+    ds = read_class_folder(str(_two_classes(tmp_path, spam)))
+    assert ds.counts()["spam"] == 1
+    assert ds.report.examples["malformed"] == ["spam.csv:3: a quoted field holds 3 line break(s) (a stray '\"'?)"]
+
+
 # ------------------------------------------------------------------------------------------ dedup, no-leak split
 def test_dedup_by_url_and_by_tokens(tmp_path):
     ds = read_class_folder(_class_folder(tmp_path))
@@ -440,6 +493,17 @@ def test_learned_embeddings_learn_the_synthetic_intents():
     out = fit_evaluate(ds, tr, te, UrlCNNSettings(embedding="learned", epochs=8, dim=16, hidden=32, seed=1, lr=1e-2))
     assert out["train_loss"][-1] < out["train_loss"][0]
     assert out["accuracy"] > 40 and out["train_accuracy"] > 70  # chance is 25; the test part is 60 sessions
+
+
+def test_a_diverging_fold_stops_and_says_so():
+    from actadapt.experiments.urlcnn import UrlCNNSettings, fit_evaluate
+
+    ds = deduplicate(_intent_dataset(120, seed=3))
+    tr, te = url_folds(ds.labels, 4, seed=0)[0]
+    settings = dict(embedding="learned", epochs=3, dim=8, hidden=16, seed=1)
+    assert fit_evaluate(ds, tr, te, UrlCNNSettings(**settings))["diverged_epoch"] is None
+    out = fit_evaluate(ds, tr, te, UrlCNNSettings(**settings, lr=1e30))
+    assert out["diverged_epoch"] == len(out["train_loss"]) and out["diverged_epoch"] <= 3
 
 
 # ------------------------------------------------------------------------------------------ table4 (user data)

@@ -194,3 +194,27 @@ def test_real_vectors_coverage(data_root):
     assert cov["type_coverage"] == pytest.approx(0.58, abs=0.01)
     assert cov["token_coverage"] == pytest.approx(0.735, abs=0.01)
     assert cov["unknown_range"] == pytest.approx(math.sqrt(3 / 300) * 1.0, rel=0.02)  # unit vectors: var ~ 1/300
+
+
+# -------------------------------------------------------------------------------------------- non-finite rows
+@pytest.mark.parametrize("value, fmt", [("nan", "glove"), ("1e39", "glove"), ("-inf", "word2vec-text"),
+                                        ("1e39", "word2vec-text")])
+def test_non_finite_numbers_in_a_text_file_name_the_line(tmp_path, value, fmt):
+    lines = ["good 0.1 0.2 0.3", f"bad 0.5 {value} 0.1", "film 0.0 0.1 0.2"]
+    if fmt == "word2vec-text":
+        lines.insert(0, "3 3")
+    path = tmp_path / "v.txt"
+    path.write_text("\n".join(lines) + "\n")
+    line = 3 if fmt == "word2vec-text" else 2
+    with pytest.raises(DataError, match=rf"1 vector\(s\) hold NaN, an infinity or a number beyond float32's range "
+                                        rf"\(3\.4e38\), the first at line {line} \(word 'bad'\)"):
+        load_vectors(str(path), fmt)
+
+
+def test_non_finite_numbers_in_a_binary_file_name_the_vector(tmp_path):
+    path = tmp_path / "v.bin"
+    kv = _kv()
+    kv.vectors[1:3, 0] = [np.nan, np.inf]
+    kv.save_word2vec_format(str(path), binary=True)
+    with pytest.raises(DataError, match=r"2 vector\(s\) hold NaN.*the first at vector 2 \(word 'bad'\)"):
+        load_vectors(str(path))

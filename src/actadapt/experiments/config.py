@@ -8,7 +8,9 @@ fails naming the key and the valid ones) and every value against the field's ``m
 * ``min``, ``max``: the value (or each item) must be at least / at most this.
 
 Every number must be finite: NaN and infinities (``nan``, ``inf``, YAML ``.nan``, ``1e400``, which overflows
-to ``inf``) are refused whatever the field's bounds, so no non-finite value ever reaches a run folder.
+to ``inf``) are refused whatever the field's bounds, so no non-finite value ever reaches a run folder; and a
+float option's magnitude is at most :data:`FLOAT_LIMIT` (1e30): training runs in float32 (at most 3.4e38),
+where a larger learning rate or penalty overflows the optimiser's very first step.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class DataError(ConfigError):
     """
 
 
+FLOAT_LIMIT = 1e30  # the largest magnitude of a float option (see the module notes)
 _CONTROL_BYTES = bytes(range(0, 9)) + bytes(range(14, 32)) + b"\x7f"  # C0 controls but tab and line/page breaks
 TEXT_CONTROL_LIMIT = 0.01  # text holds (almost) none (a few stray ones: at most 16); random or binary bytes 11%
 
@@ -68,14 +71,16 @@ def check_usable_share(path: str, unusable: int, total: int, what: str, limit: f
                         + (f", the first at {first}" if first else "") + f"; more than {limit:.0%} means a broken file")
 
 
-def check_folds_fit(counts: Mapping[str, int], folds: int, unit: str, source: str = "") -> None:
+def check_folds_fit(counts: Mapping[str, int], folds: int, unit: str, source: Any = "") -> None:
     """Stratified ``folds``-fold CV needs ``folds`` examples of every class: otherwise a :class:`DataError`
-    that names the short class and where the data came from (a nearly empty data file, not the config)."""
+    that names the short class and where its data came from (``source``: one description, or one per class
+    name), as a nearly empty data file is the likely cause, not the config."""
     short = {name: n for name, n in counts.items() if n < folds}
     if not short:
         return
     name, n = min(short.items(), key=lambda kv: kv[1])
-    raise DataError(f"class {name!r} has only {n} {unit}" + (f" in {source}" if source else "")
+    where = source.get(name, "") if isinstance(source, Mapping) else source
+    raise DataError(f"class {name!r} has only {n} {unit}" + (f" in {where}" if where else "")
                     + f", but {folds}-fold cross-validation needs at least {folds} of every class: the data are "
                     "(nearly) empty or lost in reading; check the file, or lower --set folds")
 
@@ -132,6 +137,9 @@ def _coerce(key: str, value: Any, tp) -> Any:
             spelled = isinstance(value, float) or any(w in str(value).lower() for w in ("nan", "inf"))
             raise ConfigError(f"config key {key!r}: expected a finite number, got {value!r}"
                               + ("" if spelled else f" (too large for a float: it reads as {number})"))
+        if abs(number) > FLOAT_LIMIT:
+            raise ConfigError(f"config key {key!r}: expected a number between -{FLOAT_LIMIT:g} and {FLOAT_LIMIT:g} "
+                              f"(training runs in float32), got {value!r}")
         return number
     if tp is str:
         if not isinstance(value, str):

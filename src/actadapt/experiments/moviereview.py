@@ -86,6 +86,7 @@ class TextDataset:
     docs: List[List[str]]
     labels: List[int]
     sources: List[str] = field(default_factory=list)  # the files read
+    class_files: Dict[int, str] = field(default_factory=dict)  # label -> the file its documents came from
 
     def __len__(self) -> int:
         return len(self.docs)
@@ -129,7 +130,7 @@ def load_polarity_v1(root: str) -> TextDataset:
         docs += mine
         labels += [label] * len(mine)
         sources.append(path)
-    return TextDataset("polarity-v1", docs, labels, sources)
+    return TextDataset("polarity-v1", docs, labels, sources, {1: sources[0], 0: sources[1]})
 
 
 def _check_empty(path: str, docs: List[List[str]], unit: str, where) -> None:
@@ -163,7 +164,7 @@ def load_polarity_v2(root: str) -> TextDataset:
             _check_empty(path, mine, "reviews", lambda i: f"member {by_label[label][i]!r}")
             docs += mine
             labels += [label] * len(mine)
-    return TextDataset("polarity-v2", docs, labels, [path])
+    return TextDataset("polarity-v2", docs, labels, [path], {1: path, 0: path})
 
 
 def load_movie_reviews(root: str, dataset: str = "polarity-v1") -> TextDataset:
@@ -204,17 +205,19 @@ def encode(docs: Sequence[Sequence[str]], index: Dict[str, int], max_len: int = 
 
 
 def stratified_folds(labels: Sequence[int], folds: int, seed: int,
-                     sources: Sequence[str] = ()) -> List[Tuple["object", "object"]]:
+                     class_files: Optional[Dict[int, str]] = None) -> List[Tuple["object", "object"]]:
     """``folds`` stratified, shuffled ``(train_idx, test_idx)`` pairs (numpy arrays), fixed by ``seed``.
 
-    A class with fewer than ``folds`` examples is a :class:`DataError` naming it and the files (``sources``)."""
+    A class with fewer than ``folds`` examples is a :class:`DataError` naming it and its file
+    (``class_files``: label -> path)."""
     import numpy as np
     from sklearn.model_selection import StratifiedKFold
 
     y = np.asarray(labels)
     counts = np.bincount(y, minlength=2)
-    check_folds_fit({("negative", "positive")[c] if c < 2 else str(c): int(n) for c, n in enumerate(counts)}, folds,
-                    "example(s)", ", ".join(os.path.basename(p) for p in sources))
+    names = {c: ("negative", "positive")[c] if c < 2 else str(c) for c in range(len(counts))}
+    where = {names[c]: os.path.basename(p) for c, p in (class_files or {}).items() if c in names}
+    check_folds_fit({names[c]: int(n) for c, n in enumerate(counts)}, folds, "example(s)", where)
     splitter = StratifiedKFold(folds, shuffle=True, random_state=seed % (2**32))
     return list(splitter.split(np.zeros(len(y)), y))
 

@@ -165,7 +165,7 @@ def _prepared(root: str, dataset: str, max_examples: int, max_len: int, vectors:
         "labels": np.asarray(labels, dtype=np.int64),
         "matrix": matrix,
         "coverage": coverage,
-        "folds": stratified_folds(labels, folds, stable_seed(seed, "folds"), data.sources),
+        "folds": stratified_folds(labels, folds, stable_seed(seed, "folds"), data.class_files),
         "data": {
             "dataset": dataset, "documents": len(seqs), "positive": int(sum(labels)),
             "sources": [os.path.basename(p) for p in data.sources],

@@ -127,7 +127,9 @@ def _prepared(data_dir: str, input: str, classes: tuple, max_session: int, dedup
     if sample < 0:
         sample = 0 if input else PAPER_SIZE
     ds = balanced_sample(ds, sample, seed=stable_seed(seed, "sample") % (2**32), fill=fill)
-    return {"ds": ds, "folds": url_folds(ds.labels, folds, stable_seed(seed, "folds"), ds.classes, source),
+    files = ds.report.files  # one per class for a class folder, in class order
+    where = dict(zip(ds.classes, files)) if len(files) == len(ds.classes) > 1 else source
+    return {"ds": ds, "folds": url_folds(ds.labels, folds, stable_seed(seed, "folds"), ds.classes, where),
             "source": source}
 
 

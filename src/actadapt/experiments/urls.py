@@ -305,7 +305,7 @@ def _row_problem(rec, n_fields: int) -> Optional[Tuple[str, str]]:
         return "empty", "blank row"
     lines = max(c.count("\n") + c.count("\r") - c.count("\r\n") for c in rec)
     if lines:
-        return "malformed", f"a quoted field runs over {lines + 1} lines (a stray '\"'?)"
+        return "malformed", f"a quoted field holds {lines} line break(s) (a stray '\"'?)"
     if len(rec) != n_fields:
         return "malformed", (f"{len(rec)} fields, expected {n_fields} as in the header" if n_fields > 1 else
                              f"{len(rec)} fields; expected one URL (quote a URL holding commas)")
@@ -629,11 +629,11 @@ def balanced_sample(ds: UrlDataset, total: int, seed: int = 0, fill: bool = Fals
 
 
 def url_folds(labels: Sequence[int], folds: int = 5, seed: int = 0, classes: Optional[Sequence[str]] = None,
-              source: str = ""):
+              source=""):
     """``folds`` stratified, shuffled ``(train_idx, test_idx)`` pairs (numpy arrays), fixed by ``seed``.
 
-    A class (``classes[i]`` names label ``i``) with fewer than ``folds`` sessions is a :class:`DataError` naming
-    it and ``source``."""
+    A class (``classes[i]`` names label ``i``) with fewer than ``folds`` sessions is a :class:`DataError`
+    naming it and ``source`` (where the data came from: one string, or one per class name)."""
     import numpy as np
     from sklearn.model_selection import StratifiedKFold
 
