@@ -133,7 +133,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 args.table, args.preset, args.out, seed=args.seed,
                 overrides=parse_overrides(args.overrides),
                 config_file=load_config_file(args.config) if args.config else None,
-                data_dir=args.data_dir, workers=args.workers,  # None: as many as the CPUs, tasks and memory allow
+                data_dir=args.data_dir, workers=args.workers,  # None: as many as CPUs, tasks and memory allow
             )
             _print_table(results)
         elif args.command == "report":
@@ -158,12 +158,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt as err:  # Ctrl-C, or RunInterrupted for SIGINT/SIGTERM/SIGHUP
         from .experiments.lifecycle import RunInterrupted
 
-        how = f"stopped by {err.signame}" if isinstance(err, RunInterrupted) and err.signum != 2 else "interrupted"
+        signalled = isinstance(err, RunInterrupted) and err.signame != "SIGINT"
+        how = f"stopped by {err.signame}" if signalled else "interrupted"
         print(f"actadapt: {how}; rerun the same command to resume (finished folds are kept)", file=sys.stderr)
         return err.exit_code if isinstance(err, RunInterrupted) else 130
     except MemoryError:
-        print("actadapt: error: out of memory; lower the sizes (--set) or --workers, then rerun the same command "
-              "to resume (finished folds are kept)", file=sys.stderr)
+        print("actadapt: error: out of memory; lower the sizes (--set) or --workers, then rerun the same "
+              "command to resume (finished folds are kept)", file=sys.stderr)
         return 1
     except _UsageError as err:
         print(f"actadapt: error: {err}", file=sys.stderr)

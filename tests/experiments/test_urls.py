@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from actadapt.experiments.config import ConfigError, DataError
+from actadapt.experiments.config import ConfigError
 from actadapt.experiments.url_sessions import INTENTS, generate_sessions, write_sessions
 from actadapt.experiments.urls import (
     MAX_SESSION,

@@ -23,8 +23,8 @@ import os
 import typing
 from typing import Any, Dict, Mapping, Optional
 
-__all__ = ["ConfigError", "DataError", "read_plain_bytes", "check_usable_share", "check_folds_fit", "resolve_config",
-           "config_to_dict", "config_hash", "load_config_file", "parse_overrides", "option"]
+__all__ = ["ConfigError", "DataError", "read_plain_bytes", "check_usable_share", "check_folds_fit",
+           "resolve_config", "config_to_dict", "config_hash", "load_config_file", "parse_overrides", "option"]
 
 
 class ConfigError(ValueError):
@@ -39,8 +39,10 @@ class DataError(ConfigError):
 
 
 FLOAT_LIMIT = 1e30  # the largest magnitude of a float option (see the module notes)
-_CONTROL_BYTES = bytes(range(0, 9)) + bytes(range(14, 32)) + b"\x7f"  # C0 controls but tab and line/page breaks
-TEXT_CONTROL_LIMIT = 0.01  # text holds (almost) none (a few stray ones: at most 16); random or binary bytes 11%
+# C0 control characters but tab and line/page breaks: text holds (almost) none (a few stray ones: at most
+# 16), random or binary bytes about 11%
+_CONTROL_BYTES = bytes(range(0, 9)) + bytes(range(14, 32)) + b"\x7f"
+TEXT_CONTROL_LIMIT = 0.01
 
 
 def read_plain_bytes(path: str, what: str) -> bytes:
@@ -57,18 +59,20 @@ def read_plain_bytes(path: str, what: str) -> bytes:
     if controls > max(16, TEXT_CONTROL_LIMIT * len(raw)):
         first = min(i for i in (raw.find(bytes([b])) for b in _CONTROL_BYTES) if i >= 0)
         line = raw.count(b"\n", 0, first) + 1
-        raise DataError(f"data file {path!r} is not text: {controls} of its {len(raw)} bytes are control characters "
-                        f"(the first on line {line}); expected {what}")
+        raise DataError(f"data file {path!r} is not text: {controls} of its {len(raw)} bytes are control "
+                        f"characters (the first on line {line}); expected {what}")
     return raw
 
 
-def check_usable_share(path: str, unusable: int, total: int, what: str, limit: float, first: str = "") -> None:
+def check_usable_share(path: str, unusable: int, total: int, what: str, limit: float,
+                       first: str = "") -> None:
     """A data file in which more than ``limit`` of the ``total`` entries are unusable (blank, no word,
     malformed) is broken rather than noisy: a :class:`DataError` naming it; below the limit the caller
     counts and reports them."""
     if total and unusable > limit * total:
         raise DataError(f"data file {path!r}: {unusable} of its {total} entries are unusable ({what})"
-                        + (f", the first at {first}" if first else "") + f"; more than {limit:.0%} means a broken file")
+                        + (f", the first at {first}" if first else "")
+                        + f"; more than {limit:.0%} means a broken file")
 
 
 def check_folds_fit(counts: Mapping[str, int], folds: int, unit: str, source: Any = "") -> None:
@@ -81,8 +85,8 @@ def check_folds_fit(counts: Mapping[str, int], folds: int, unit: str, source: An
     name, n = min(short.items(), key=lambda kv: kv[1])
     where = source.get(name, "") if isinstance(source, Mapping) else source
     raise DataError(f"class {name!r} has only {n} {unit}" + (f" in {where}" if where else "")
-                    + f", but {folds}-fold cross-validation needs at least {folds} of every class: the data are "
-                    "(nearly) empty or lost in reading; check the file, or lower --set folds")
+                    + f", but {folds}-fold cross-validation needs at least {folds} of every class: the data "
+                    "are (nearly) empty or lost in reading; check the file, or lower --set folds")
 
 
 def option(default, *, choices=None, min=None, max=None, help: str = ""):
@@ -138,8 +142,8 @@ def _coerce(key: str, value: Any, tp) -> Any:
             raise ConfigError(f"config key {key!r}: expected a finite number, got {value!r}"
                               + ("" if spelled else f" (too large for a float: it reads as {number})"))
         if abs(number) > FLOAT_LIMIT:
-            raise ConfigError(f"config key {key!r}: expected a number between -{FLOAT_LIMIT:g} and {FLOAT_LIMIT:g} "
-                              f"(training runs in float32), got {value!r}")
+            raise ConfigError(f"config key {key!r}: expected a number between -{FLOAT_LIMIT:g} and "
+                              f"{FLOAT_LIMIT:g} (training runs in float32), got {value!r}")
         return number
     if tp is str:
         if not isinstance(value, str):

@@ -36,7 +36,8 @@ def nonfinite(*items) -> bool:
             if not math.isfinite(item):
                 return True
         elif isinstance(item, Tensor):
-            if (item.is_floating_point() or item.is_complex()) and not bool(torch.isfinite(item.detach()).all()):
+            floating = item.is_floating_point() or item.is_complex()
+            if floating and not bool(torch.isfinite(item.detach()).all()):
                 return True
         elif isinstance(item, nn.Module):
             if nonfinite(*item.parameters(), *item.buffers()):

@@ -31,7 +31,8 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from .lifecycle import raise_if_stopped
 
-__all__ = ["Job", "execute_job", "Executor", "SequentialExecutor", "ProcessExecutor", "WorkerDied", "make_executor"]
+__all__ = ["Job", "execute_job", "Executor", "SequentialExecutor", "ProcessExecutor", "WorkerDied",
+           "make_executor"]
 
 
 @dataclass(frozen=True)
@@ -212,8 +213,9 @@ class ProcessExecutor(Executor):
 
     def _start(self, ctx) -> _Worker:
         parent_end, child_end = ctx.Pipe(duplex=True)
-        proc = ctx.Process(target=_worker_main, args=(child_end, os.getpid()), daemon=True, name="actadapt-worker")
-        with _sigint_blocked():  # the worker inherits SIGINT blocked from its first instruction (see .lifecycle)
+        proc = ctx.Process(target=_worker_main, args=(child_end, os.getpid()), daemon=True,
+                           name="actadapt-worker")
+        with _sigint_blocked():  # the worker inherits SIGINT blocked from its first instruction on
             proc.start()
         child_end.close()  # only the worker holds it now, so its death closes the pipe
         worker = _Worker(proc, parent_end)
@@ -225,8 +227,8 @@ class ProcessExecutor(Executor):
         worker.proc.join(self.grace)
         what = f"task {job.task_id}" if job is not None else "no task"
         return WorkerDied(
-            f"worker process {worker.proc.pid} {_exit_description(worker.proc.exitcode)} while running {what}; "
-            "rerun the same command to resume (finished tasks are kept)"
+            f"worker process {worker.proc.pid} {_exit_description(worker.proc.exitcode)} while running "
+            f"{what}; rerun the same command to resume (finished tasks are kept)"
         )
 
     def run(self, jobs):

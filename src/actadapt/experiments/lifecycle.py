@@ -36,8 +36,8 @@ from typing import Iterator, List
 __all__ = ["RunInterrupted", "STOP_SIGNALS", "stop_on_signals", "raise_if_stopped", "die_with_parent",
            "PARENT_GONE_EXIT"]
 
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
-PARENT_GONE_EXIT = 128 + 9  # the exit status of a worker that noticed its driver's death (as if killed by SIGKILL)
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+PARENT_GONE_EXIT = 128 + 9  # a worker that noticed its driver's death exits as if killed by SIGKILL
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
@@ -128,4 +128,6 @@ def die_with_parent(parent_pid: int, poll: float = 0.5) -> None:
     _set_parent_death_signal()
     if os.getppid() != parent_pid:  # the parent died before the death signal was armed
         os._exit(PARENT_GONE_EXIT)
-    threading.Thread(target=_watch_parent, args=(parent_pid, poll), daemon=True, name="actadapt-parent-watch").start()
+    watch = threading.Thread(target=_watch_parent, args=(parent_pid, poll), daemon=True,
+                             name="actadapt-parent-watch")
+    watch.start()

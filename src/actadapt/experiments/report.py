@@ -37,8 +37,8 @@ import math
 import os
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence
 
-__all__ = ["RESULTS_FORMAT", "mean_se", "cell_stats", "markdown_table", "fmt_num", "save_figure", "figure_saver",
-           "choices_and_figures_markdown", "plottable", "finite_tensor"]
+__all__ = ["RESULTS_FORMAT", "mean_se", "cell_stats", "markdown_table", "fmt_num", "save_figure",
+           "figure_saver", "choices_and_figures_markdown", "plottable", "finite_tensor"]
 
 RESULTS_FORMAT = "actadapt-results/1"
 

@@ -106,8 +106,8 @@ def plan_workers(exp, cfg, workers: Optional[int], n_tasks: int, log: Callable[[
     cpus = cpus or available_cpus()
     threads = int(getattr(cfg, "threads", 1) or 1)
     if threads > cpus:
-        raise ConfigError(f"config key 'threads': {threads} threads per worker asked, but this machine has {cpus} "
-                          f"CPU(s); expected at most {cpus}")
+        raise ConfigError(f"config key 'threads': {threads} threads per worker asked, but this machine has "
+                          f"{cpus} CPU(s); expected at most {cpus}")
     n_tasks = max(1, n_tasks)
     n = min(workers, n_tasks) if workers is not None else max(1, min(cpus // threads, n_tasks))
     estimate = exp.memory_estimate(cfg) or MemoryEstimate(0)
@@ -133,5 +133,5 @@ def plan_workers(exp, cfg, workers: Optional[int], n_tasks: int, log: Callable[[
         f"{fmt_bytes(WORKER_BASE)} + {fmt_bytes(per_task)} for the task"
     hint = f"at most {fits} worker(s) fit: pass --workers {fits}" if fits else \
         "lower the sizes named here"
-    raise ConfigError(f"not enough memory: {what}this run needs about {fmt_bytes(needed(n))} ({asked}), this machine "
-                      f"has {fmt_bytes(avail)} available; {hint}")
+    raise ConfigError(f"not enough memory: {what}this run needs about {fmt_bytes(needed(n))} ({asked}), "
+                      f"this machine has {fmt_bytes(avail)} available; {hint}")

@@ -93,8 +93,9 @@ def _link_error(path: str, action: str) -> RunFolderError:
         target = os.readlink(path)
     except OSError:
         target = "?"
-    return RunFolderError(f"refusing to {action} through the symbolic link {path!r} (-> {target!r}); actadapt never "
-                          "writes through links in a run folder: remove the link or give another --out")
+    return RunFolderError(f"refusing to {action} through the symbolic link {path!r} (-> {target!r}); "
+                          "actadapt never writes through links in a run folder: remove the link or give "
+                          "another --out")
 
 
 def make_dirs(root: str, reldir: str) -> str:
@@ -117,7 +118,8 @@ def make_dirs(root: str, reldir: str) -> str:
         if stat.S_ISLNK(st.st_mode):
             raise _link_error(path, "write")
         if not stat.S_ISDIR(st.st_mode):
-            raise RunFolderError(f"cannot write into {path!r}: it is a file, not a folder; give another --out")
+            raise RunFolderError(f"cannot write into {path!r}: it is a file, not a folder; "
+                                 "give another --out")
     return path
 
 
@@ -134,7 +136,8 @@ def _parent_checked(path: str, root: Optional[str]) -> str:
     return make_dirs(root, rel)
 
 
-def atomic_write(path: str, write: Callable[[Any], None], *, binary: bool = False, root: Optional[str] = None) -> None:
+def atomic_write(path: str, write: Callable[[Any], None], *, binary: bool = False,
+                 root: Optional[str] = None) -> None:
     """Write ``path`` atomically: ``write(fh)`` fills a fresh temp file (:func:`temp_name`, created with
     ``O_EXCL | O_NOFOLLOW``) beside it, which is flushed, fsynced and renamed over ``path``.
 
@@ -247,7 +250,8 @@ def check_out_folder(out: str) -> None:
     try:
         entries = sorted(e for e in os.listdir(out) if not _is_our_entry(e))
     except OSError as err:
-        raise RunFolderError(f"cannot read output folder {out!r}: {err.strerror or err}; give another --out") from None
+        raise RunFolderError(f"cannot read output folder {out!r}: {err.strerror or err}; "
+                             "give another --out") from None
     if not entries:
         return
     path = os.path.join(out, "config.json")
@@ -263,12 +267,15 @@ def check_out_folder(out: str) -> None:
             if not (isinstance(meta, dict) and str(meta.get("format", "")).startswith("actadapt-run/")):
                 problem = "its config.json is not an actadapt run's (no 'format': 'actadapt-run/...')"
         except (OSError, ValueError) as err:
-            problem = f"its config.json cannot be read as JSON ({str(err).splitlines()[0] if str(err) else err})"
+            first_line = str(err).splitlines()[0] if str(err) else err
+            problem = f"its config.json cannot be read as JSON ({first_line})"
     if problem:
-        shown = ", ".join(repr(e) for e in entries[:3]) + (f" and {len(entries) - 3} more" if len(entries) > 3 else "")
+        shown = ", ".join(repr(e) for e in entries[:3])
+        shown += f" and {len(entries) - 3} more" if len(entries) > 3 else ""
         raise RunFolderError(
-            f"output folder {out!r} is not an actadapt run folder ({problem}) and is not empty (it holds {shown}); "
-            "actadapt never writes into a folder it did not make: give a new or empty folder as --out"
+            f"output folder {out!r} is not an actadapt run folder ({problem}) and is not empty (it holds "
+            f"{shown}); actadapt never writes into a folder it did not make: give a new or empty folder as "
+            "--out"
         )
 
 
@@ -295,9 +302,8 @@ def clean_temp_files(run_dir: str, legacy_outputs: Iterable[str] = ()) -> List[s
         for name in files:
             path = os.path.join(top, name)
             m = _LEGACY_TEMP_RE.match(name)
-            ours = is_temp_name(name) or (
-                m is not None and os.path.normpath(os.path.relpath(os.path.join(top, m["name"]), run_dir)) in legacy
-            )
+            output = os.path.normpath(os.path.relpath(os.path.join(top, m["name"]), run_dir)) if m else None
+            ours = is_temp_name(name) or output in legacy
             if not ours:
                 continue
             try:
@@ -380,7 +386,8 @@ class RunLock:
             self._acquire()
         except OSError as err:
             raise RunFolderError(
-                f"cannot write to output folder {self.run_dir!r}: {err.strerror or err}; give a writable --out"
+                f"cannot write to output folder {self.run_dir!r}: {err.strerror or err}; "
+                "give a writable --out"
             ) from None
         self._depth = 1
         _HELD[key] = self
@@ -402,8 +409,8 @@ class RunLock:
 
     def _busy(self, holder: Dict) -> RunFolderBusy:
         return RunFolderBusy(
-            f"run folder {self.run_dir!r} is in use by another actadapt process ({_describe(holder)}); wait for it "
-            "to finish, or give another --out"
+            f"run folder {self.run_dir!r} is in use by another actadapt process ({_describe(holder)}); "
+            "wait for it to finish, or give another --out"
         )
 
     def _acquire(self) -> None:
@@ -443,7 +450,8 @@ class RunLock:
                 fd = os.open(self.path, flags, 0o644)
             except FileExistsError:
                 holder = _read_holder(self.path)
-                stale = holder.get("host") == socket.gethostname() and not _pid_alive(int(holder.get("pid") or 0))
+                same_host = holder.get("host") == socket.gethostname()
+                stale = same_host and not _pid_alive(int(holder.get("pid") or 0))
                 if not stale:
                     raise self._busy(holder) from None
                 self.taken_over = holder

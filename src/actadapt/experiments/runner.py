@@ -114,9 +114,8 @@ def prepare_run_dir(out: str, exp: Experiment, preset: str, cfg, tasks: Optional
     if os.path.exists(path):
         _, _, old = _read_meta(out)
         if old.get("table") != exp.name:
-            raise ConfigError(
-                f"output folder {out!r} holds a run of {old.get('table')!r}, not {exp.name!r}; give another --out"
-            )
+            raise ConfigError(f"output folder {out!r} holds a run of {old.get('table')!r}, not {exp.name!r}; "
+                              "give another --out")
         if old.get("config_hash") != chash:
             old_cfg = old.get("config", {})
             diff = sorted(k for k in set(old_cfg) | set(cfg_dict) if k not in HASH_EXCLUDE and old_cfg.get(k) != cfg_dict.get(k))
@@ -147,7 +146,8 @@ def task_done(run_dir: str, task: Task, cfg_hash: str) -> bool:
 
 
 def _malformed(path: str, what: str) -> ConfigError:
-    return ConfigError(f"{path!r} is malformed: {what}; it is not what `actadapt reproduce` writes (edited by hand?)")
+    return ConfigError(f"{path!r} is malformed: {what}; it is not what `actadapt reproduce` writes "
+                       "(edited by hand?)")
 
 
 def _read_meta(run_dir: str):
@@ -161,7 +161,8 @@ def _read_meta(run_dir: str):
         with open(path, encoding="utf-8") as fh:
             meta = json.load(fh)
     except ValueError as err:
-        raise ConfigError(f"{path!r} is not valid JSON ({err}); it is not what `actadapt reproduce` writes") from None
+        raise ConfigError(f"{path!r} is not valid JSON ({err}); it is not what `actadapt reproduce` "
+                          "writes") from None
     except OSError as err:
         raise ConfigError(f"cannot read {path!r}: {err.strerror or err}") from None
     if not isinstance(meta, dict):
@@ -170,7 +171,8 @@ def _read_meta(run_dir: str):
         if key not in meta:
             raise _malformed(path, f"the key {key!r} is missing")
         if not isinstance(meta[key], kind):
-            raise _malformed(path, f"{key!r} is {meta[key]!r}, expected a JSON {'object' if kind is dict else 'string'}")
+            expected = "object" if kind is dict else "string"
+            raise _malformed(path, f"{key!r} is {meta[key]!r}, expected a JSON {expected}")
     if not meta["format"].startswith("actadapt-run/"):
         raise _malformed(path, f"'format' is {meta['format']!r}, expected {RUN_FORMAT!r}")
     return path, True, meta
@@ -181,7 +183,8 @@ def load_run(run_dir: str):
     :class:`ConfigError` saying what is wrong."""
     path, exists, meta = _read_meta(run_dir)
     if not exists:
-        raise ConfigError(f"{run_dir!r} is not a run folder: no config.json (expected the --out of `actadapt reproduce`)")
+        raise ConfigError(f"{run_dir!r} is not a run folder: no config.json (expected the --out of "
+                          "`actadapt reproduce`)")
     try:
         exp = get_experiment(meta["table"])
         cfg = resolve_config(exp.config_class, meta["config"])
@@ -236,11 +239,12 @@ def reproduce(
     out = out or os.path.join("runs", f"{exp.name}-{preset}")
     check_out_folder(out)  # a user's folder is refused before anything is written into it
     tasks = exp.tasks(cfg)
-    n_workers = plan_workers(exp, cfg, workers, len(tasks), log)  # sizes against this machine, before any training
+    n_workers = plan_workers(exp, cfg, workers, len(tasks), log)  # sizes against the machine, before training
     with stop_on_signals(), RunLock(out, f"actadapt reproduce {exp.name} --preset {preset}") as lock:
         if lock.taken_over:
-            log(f"note: took over the lock of PID {lock.taken_over.get('pid')} on {lock.taken_over.get('host')}, "
-                "which is no longer running")
+            old = lock.taken_over
+            log(f"note: took over the lock of PID {old.get('pid')} on {old.get('host')}, which is no longer "
+                "running")
         chash = prepare_run_dir(out, exp, preset, cfg, tasks)
         todo = [t for t in tasks if not task_done(out, t, chash)]
         # expensive tasks first, so a process pool ends evenly
@@ -258,7 +262,8 @@ def reproduce(
             def epoch_bar(job: Job):
                 if not show or n_workers != 1:
                     return None
-                bar = tqdm(total=job.task_params.get("epochs"), desc=f"  {job.task_id}", unit="epoch", leave=False)
+                bar = tqdm(total=job.task_params.get("epochs"), desc=f"  {job.task_id}", unit="epoch",
+                           leave=False)
                 return _Callback(bar)
 
             with make_executor(n_workers, epoch_bar) as executor, \
@@ -298,9 +303,9 @@ def _scan_records(run_dir: str, tasks: List[Task], chash: str):
 def _diverged_banner(diverged: List[str]) -> str:
     shown = ", ".join(os.path.splitext(os.path.basename(p))[0] for p in diverged[:6])
     more = f" and {len(diverged) - 6} more" if len(diverged) > 6 else ""
-    return (f"**Diverged: {len(diverged)} trained model(s) ended with a non-finite loss or non-finite weights "
-            f"({shown}{more}). Their accuracies are those of a broken model, not results; the cells that hold "
-            "them are not comparable (lower lr, or see the choices below).**")
+    return (f"**Diverged: {len(diverged)} trained model(s) ended with a non-finite loss or non-finite "
+            f"weights ({shown}{more}). Their accuracies are those of a broken model, not results; the cells "
+            "that hold them are not comparable (lower lr, or see the choices below).**")
 
 
 def rebuild_report(run_dir: str, log=print) -> Dict:
@@ -315,7 +320,8 @@ def rebuild_report(run_dir: str, log=print) -> Dict:
         exp, cfg, meta = load_run(run_dir)
         chash = meta["config_hash"]
         if chash != config_hash(hashed_config(cfg)):
-            raise ConfigError(f"{run_dir}/config.json: its config_hash does not match its config (edited by hand?)")
+            raise ConfigError(f"{run_dir}/config.json: its config_hash does not match its config "
+                              "(edited by hand?)")
         missing, diverged = _scan_records(run_dir, exp.tasks(cfg), chash)
         try:
             results = exp.summarize(cfg, run_dir)
@@ -328,8 +334,9 @@ def rebuild_report(run_dir: str, log=print) -> Dict:
             raise
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
             raise ConfigError(
-                f"run folder {run_dir!r} holds a malformed record ({type(err).__name__}: {err}); records are written "
-                "by `actadapt reproduce` only: delete the damaged file under folds/ or cells/ and rerun to redo its task"
+                f"run folder {run_dir!r} holds a malformed record ({type(err).__name__}: {err}); records are "
+                "written by `actadapt reproduce` only: delete the damaged file under folds/ or cells/ and "
+                "rerun to redo its task"
             ) from err
         if diverged:
             title, _, rest = report.partition("\n")

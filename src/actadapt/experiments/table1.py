@@ -145,9 +145,9 @@ class Table1(Experiment):
         """Peak memory of one task (one row, sized for the deepest row), in bytes, with 25% slack.
 
         ``M = draws x folds x students`` models, ``n`` examples of ``F`` features, width ``W``, depth ``D``,
-        ``s`` bytes per number (4 or 8): each model's float64 train/test slices (``8 M n (F + 1)``); their padded
-        stacks (``s M n (F + 1)``); one epoch's permuted copy and index (``M n (s F + 2 s + 8)``); evaluation
-        activations of the test folds (``6 s M (n / folds) W``); a step's saved activations
+        ``s`` bytes per number (4 or 8): each model's float64 train/test slices (``8 M n (F + 1)``); their
+        padded stacks (``s M n (F + 1)``); one epoch's permuted copy and index (``M n (s F + 2 s + 8)``);
+        evaluation activations of the test folds (``6 s M (n / folds) W``); a step's saved activations
         (``8 s M batch W D``); parameters with gradients and penalty temporaries (``6 s M P``,
         ``P = F W + (D - 1) W^2 + (2 D + 1) W + 1``); the curves (``64 M evaluations``); the teacher draws.
         """
@@ -402,8 +402,8 @@ class Table1(Experiment):
         shallow = min(cfg.depths)
         hist = {}
         for s in cfg.students:
-            vals = finite_tensor(a for r in recs if r["depth"] == shallow and r["student"] == s and r["alphas"]
-                                 for layer in r["alphas"] for a in layer)
+            vals = finite_tensor(a for r in recs if r["depth"] == shallow and r["student"] == s
+                                 and r["alphas"] for layer in r["alphas"] for a in layer)
             if vals.numel():
                 hist[s] = vals
         if hist:

@@ -202,7 +202,8 @@ class Table2(Experiment):
         images = 70_000
         evaluated = min(cfg.eval_batch, images)
         total = 170 * 2**20 + 5 * 4 * 850_000 + cfg.batch_size * 400_000 + evaluated * 150_000
-        return MemoryEstimate(total * 5 // 4, f"LeNet5 on MNIST, batch_size {cfg.batch_size}, eval_batch {cfg.eval_batch}")
+        return MemoryEstimate(total * 5 // 4,
+                              f"LeNet5 on MNIST, batch_size {cfg.batch_size}, eval_batch {cfg.eval_batch}")
 
     def run_task(self, cfg: Table2Config, task: Task, run_dir: str, progress=None) -> None:
         import torch
@@ -299,7 +300,7 @@ class Table2(Experiment):
             "diverged": diverged_epoch is not None, "diverged_epoch": diverged_epoch,
         }
         write_record(run_dir, record_path(conv, fc, rep), record, chash)
-        remove_file(ckpt, run_dir)  # the record supersedes it (the folder stays: another worker may be writing there)
+        remove_file(ckpt, run_dir)  # the record supersedes it (the folder stays: another worker may use it)
 
     # ---------------------------------------------------------------------------------- results
     def records(self, cfg: Table2Config, run_dir: str) -> List[Dict]:

@@ -183,10 +183,10 @@ class Table3(Experiment):
     needs_data = True
 
     def memory_estimate(self, cfg: Table3Config):
-        """Peak memory of one task in bytes (25% slack): the documents as token lists (60 MB for polarity v1.0,
-        150 MB for v2.0); the vectors file as gensim reads it (2x its size, 8x for gzip text); the embedding
-        matrix of up to 50,000 types x ``D`` (300, or 50 for GloVe) floats, x2 (numpy and torch), x4 when
-        fine-tuned (gradient, two Adadelta states); the CNN's parameters x4; a training batch's activations
+        """Peak memory of one task in bytes (25% slack): the documents as token lists (60 MB for polarity
+        v1.0, 150 MB for v2.0); the vectors file as gensim reads it (2x its size, 8x for gzip text); the
+        embedding matrix of up to 50,000 types x ``D`` (300, or 50 for GloVe) floats, x2 (numpy and torch),
+        x4 when fine-tuned (gradient, two Adadelta states); the CNN's parameters x4; a training batch's activations
         (``12 batch L (D + maps widths)`` bytes, the word projection capped at ``KimCNN.max_projection``) and
         an evaluation batch of 500 (``4 x 500 L (D + 2 maps widths)``), ``L`` the tokens of a document
         (``max_len``, else 60 for v1.0 and 2,700 for v2.0) plus padding."""
@@ -211,8 +211,9 @@ class Table3(Experiment):
         evaluate = 4 * 500 * L * (dim + 2 * pooled) + min(4 * 500 * L * conv, cap)
         total = ((60 if v1 else 150) * 2**20 + vec_bytes + 50_000 * dim * 4 * (2 if cfg.static else 4)
                  + 16 * params + train + evaluate)
-        return MemoryEstimate(total * 5 // 4, f"text CNN with {cfg.maps} maps x widths {cfg.widths}, hidden "
-                                              f"{cfg.hidden}, batch_size {cfg.batch_size}, {L} tokens per document")
+        return MemoryEstimate(total * 5 // 4, f"text CNN with {cfg.maps} maps x widths {cfg.widths}, "
+                                              f"hidden {cfg.hidden}, batch_size {cfg.batch_size}, {L} tokens "
+                                              "per document")
 
     # ------------------------------------------------------------------------------------ tasks
     def tasks(self, cfg: Table3Config) -> List[Task]:

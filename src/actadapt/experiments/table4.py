@@ -143,7 +143,8 @@ class Table4(Experiment):
     def memory_estimate(self, cfg: Table4Config):
         """Peak memory of one task in bytes (25% slack): the sessions as Python strings and token tuples
         (20x the input files' size); ``N`` sessions (``sample``, else the input's size / 20 bytes) encoded as
-        ``8 N L W`` bytes (``L x W`` = ``max_session x max_words`` per session, ``max_words`` for single URLs);
+        ``8 N L W`` bytes (``L x W`` = ``max_session x max_words`` per session, ``max_words`` for single
+        URLs);
         up to 200,000 words x ``dim`` floats x4 (vectors, gradient, two Adam states) and x3 for Word2Vec;
         the FC layer's ``50 (L / 4) hidden`` weights x4; the embedded batches ``(N, L, W, dim)`` of training
         (x3) and of an evaluation batch of 500 (x2)."""
@@ -153,14 +154,17 @@ class Table4(Experiment):
         where = cfg.input or os.path.join(cfg.data_dir or ".", ISCX_DIR)
         files = [os.path.join(where, f) for f in os.listdir(where)] if os.path.isdir(where) else [where]
         size = sum(os.path.getsize(f) for f in files if os.path.isfile(f))
-        n = cfg.sample if cfg.sample > 0 else (PAPER_SIZE if cfg.sample < 0 and not cfg.input else size // 20 + 1)
+        if cfg.sample > 0:
+            n = cfg.sample
+        else:
+            n = PAPER_SIZE if cfg.sample < 0 and not cfg.input else size // 20 + 1
         words = cfg.rows == "words" or (cfg.rows == "auto" and not cfg.input)
         L, W = (cfg.max_words, 1) if words else (cfg.max_session, cfg.max_words)
         vocab = 200_000
         total = (20 * size + 8 * n * L * W + vocab * cfg.dim * 4 * 7 + 16 * 50 * (L // 4 + 1) * cfg.hidden
                  + 4 * L * W * cfg.dim * (3 * cfg.batch_size + 2 * 500))
-        return MemoryEstimate(total * 5 // 4, f"{n} sessions of {L} x {W} words, dim {cfg.dim}, hidden {cfg.hidden}, "
-                                              f"batch_size {cfg.batch_size}")
+        return MemoryEstimate(total * 5 // 4, f"{n} sessions of {L} x {W} words, dim {cfg.dim}, "
+                                              f"hidden {cfg.hidden}, batch_size {cfg.batch_size}")
 
     def tasks(self, cfg: Table4Config) -> List[Task]:
         self.prepared(cfg)  # read the data here, so a bad file fails at once with one message

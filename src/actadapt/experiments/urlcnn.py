@@ -259,8 +259,9 @@ def fit_evaluate(ds: UrlDataset, train_idx: Sequence[int], test_idx: Sequence[in
     The vocabulary and Word2Vec vectors come from the training sessions only (``vocab``: an ``(index,
     vectors)`` pair already made from them, shared by the cells of a fold). ``progress(epoch)`` is called
     after every epoch. Returns the test
-    :func:`metrics` plus ``train_loss`` (per epoch), ``train_accuracy``, ``vocab``, ``rows``, ``seconds`` and
-    the settings.
+    :func:`metrics` plus ``train_loss`` (per epoch), ``train_accuracy``, ``vocab``, ``rows``, ``seconds``,
+    ``diverged_epoch`` (the epoch whose loss, or the final weights, became non-finite; training stops there;
+    ``None`` normally) and the settings.
     """
     start = time.time()
     tok = tokenizer or Tokenizer()
@@ -308,7 +309,8 @@ def fit_evaluate(ds: UrlDataset, train_idx: Sequence[int], test_idx: Sequence[in
     from ..inspect import alpha_dict
 
     out["alphas"] = {name: [float(v) for v in t.reshape(-1)] for name, t in alpha_dict(model).items()}
-    out.update(train_loss=losses, vocab=len(index), rows=rows, seq_len=int(xtr.shape[1]), diverged_epoch=diverged_epoch,
+    out.update(train_loss=losses, vocab=len(index), rows=rows, seq_len=int(xtr.shape[1]),
+               diverged_epoch=diverged_epoch,
                unknown_test_words=float((xte == UNK).sum()) / max(float((xte != PAD).sum()), 1.0),
                seconds=time.time() - start, settings=asdict(s))
     return out

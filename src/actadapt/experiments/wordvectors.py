@@ -144,7 +144,7 @@ def load_vectors(path: str, fmt: str = "auto"):
     except ImportError:  # pragma: no cover - depends on the environment
         raise ImportError("reading word vectors needs gensim: pip install 'actadapt[experiments]'") from None
     try:
-        with warnings.catch_warnings():  # "overflow encountered in cast" for a number beyond float32: checked below
+        with warnings.catch_warnings():  # "overflow encountered in cast" beyond float32: checked below
             warnings.simplefilter("ignore", RuntimeWarning)
             kv = KeyedVectors.load_word2vec_format(
                 path, binary=fmt == "word2vec-binary", no_header=fmt == "glove", unicode_errors="replace"
@@ -167,10 +167,11 @@ def _check_finite(kv, path: str, fmt: str) -> None:
     if not len(bad):
         return
     i = int(bad[0])
-    where = f"vector {i + 1}" if fmt == "word2vec-binary" else f"line {i + (2 if fmt == 'word2vec-text' else 1)}"
-    raise DataError(f"word vectors file {path!r}: {len(bad)} vector(s) hold NaN, an infinity or a number beyond "
-                    f"float32's range (3.4e38), the first at {where} (word {kv.index_to_key[i]!r}); expected finite "
-                    "numbers (a damaged file?)")
+    header = 1 if fmt == "word2vec-text" else 0
+    where = f"vector {i + 1}" if fmt == "word2vec-binary" else f"line {i + 1 + header}"
+    raise DataError(f"word vectors file {path!r}: {len(bad)} vector(s) hold NaN, an infinity or a number "
+                    f"beyond float32's range (3.4e38), the first at {where} (word {kv.index_to_key[i]!r}); "
+                    "expected finite numbers (a damaged file?)")
 
 
 def embedding_matrix(
