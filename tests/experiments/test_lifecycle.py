@@ -4,6 +4,7 @@ Each test starts the run as a subprocess in a session of its own, so the run's p
 started, and finds its workers by PPID and process group. Only processes the test started are signalled.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -43,11 +44,25 @@ def _living(pgid, pids=()):
                   if state != "Z" and (group == pgid or pid in pids))
 
 
-def _start(out, tmp_path, *args, workers="2"):
+@contextlib.contextmanager
+def _run(out, tmp_path, *args, workers="2"):
+    """The run as a subprocess in a session of its own (its process group is its PID); on the way out, any
+    process of that group still alive (only ours) is killed by PID."""
     log = open(tmp_path / "run.log", "w")
     cmd = [sys.executable, "-m", "actadapt", "reproduce", "table1", "--preset", "smoke", "--out", str(out),
            "--workers", workers, *args]
-    return subprocess.Popen(cmd, env=ENV, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(cmd, env=ENV, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        _cleanup(proc.pid)
+
+
+def _workers(proc):
+    return [pid for pid, (_, ppid, _) in _processes().items() if ppid == proc.pid]
 
 
 def _wait_for_records(proc, out, n=1, timeout=240):
@@ -77,25 +92,26 @@ def _children(proc, n, timeout=120):
     deadline = time.time() + timeout
     while time.time() < deadline:
         assert proc.poll() is None, "the run ended before it could be signalled"
-        kids = [pid for pid, (_, ppid, _) in _processes().items() if ppid == proc.pid]
+        kids = _workers(proc)
         if len(kids) >= n:
             return kids
         time.sleep(0.02)
     raise AssertionError("the workers did not start in time")
 
 
-@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM", "SIGINT", "SIGINT-at-start"])
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM", "SIGINT", "SIGINT-at-start",
+                                 pytest.param("SIGHUP", marks=pytest.mark.slow)])
 def test_workers_end_with_their_driver(tmp_path, how):
     """SIGINT is sent to the whole process group, as a terminal's Ctrl-C is: while the workers are busy, and
-    while they are still starting (importing torch), when an unprotected worker dies with a traceback."""
+    while they are still starting (importing torch), when an unprotected worker dies with a traceback.
+    SIGHUP (the terminal closed) behaves as SIGTERM."""
     out = tmp_path / "run"
-    proc = _start(out, tmp_path, *MANY)
-    try:
+    with _run(out, tmp_path, *MANY) as proc:
         if how == "SIGINT-at-start":
             _children(proc, 3)  # the resource tracker and two workers, just spawned
         else:
             _wait_for_records(proc, out)
-        workers = [pid for pid, (_, ppid, _) in _processes().items() if ppid == proc.pid]
+        workers = _workers(proc)
         assert len(workers) >= 2  # two workers (and the multiprocessing resource tracker)
         if how.startswith("SIGINT"):
             os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole foreground group
@@ -120,37 +136,12 @@ def test_workers_end_with_their_driver(tmp_path, how):
             expected = "interrupted" if signame == "SIGINT" else f"stopped by {signame}"
             assert last == f"actadapt: {expected}; rerun the same command to resume (finished folds are kept)"
             assert not (out / LOCK_NAME).exists()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        _cleanup(proc.pid)
-
-
-@pytest.mark.slow
-def test_sighup_stops_the_workers_too(tmp_path):
-    out = tmp_path / "run"
-    proc = _start(out, tmp_path, *MANY)
-    try:
-        _wait_for_records(proc, out)
-        workers = [pid for pid, (_, ppid, _) in _processes().items() if ppid == proc.pid]
-        os.kill(proc.pid, signal.SIGHUP)
-        assert proc.wait(timeout=60) == 128 + signal.SIGHUP
-        time.sleep(0.5)
-        assert _living(proc.pid, workers) == []
-        assert (tmp_path / "run.log").read_text().strip().endswith("stopped by SIGHUP; rerun the same command to resume "
-                                                                   "(finished folds are kept)")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        _cleanup(proc.pid)
 
 
 def test_a_second_run_on_the_same_folder_fails_at_once(tmp_path, capsys):
     out = tmp_path / "run"
-    proc = _start(out, tmp_path, "--set", "depths=1", "--set", "epochs=100000", "--set", "backend=eager", workers="1")
-    try:
+    long_run = ["--set", "depths=1", "--set", "epochs=100000", "--set", "backend=eager"]
+    with _run(out, tmp_path, *long_run, workers="1") as proc:
         deadline = time.time() + 120
         while not ((out / "config.json").exists() and (out / LOCK_NAME).exists()) and time.time() < deadline:
             assert proc.poll() is None, (tmp_path / "run.log").read_text()
@@ -158,11 +149,10 @@ def test_a_second_run_on_the_same_folder_fails_at_once(tmp_path, capsys):
         holder = json.loads((out / LOCK_NAME).read_text())
         assert holder["pid"] == proc.pid and "reproduce table1" in holder["command"]
         t0 = time.time()
-        code = main(["reproduce", "table1", "--preset", "smoke", "--out", str(out), "--workers", "1",
-                     "--set", "depths=1", "--set", "epochs=100000", "--set", "backend=eager"])
+        code = main(["reproduce", "table1", "--preset", "smoke", "--out", str(out), "--workers", "1", *long_run])
         err = capsys.readouterr().err
-        assert code == 2 and time.time() - t0 < 30
-        assert f"is in use by another actadapt process (PID {proc.pid} on host" in err and err.count("\n") == 1
+        assert code == 2 and time.time() - t0 < 30 and err.count("\n") == 1
+        assert f"is in use by another actadapt process (PID {proc.pid} on host" in err
         code = main(["report", str(out)])
         err = capsys.readouterr().err
         assert code == 2 and f"PID {proc.pid}" in err
@@ -170,11 +160,6 @@ def test_a_second_run_on_the_same_folder_fails_at_once(tmp_path, capsys):
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=60) == 128 + signal.SIGTERM
         assert not (out / LOCK_NAME).exists()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        _cleanup(proc.pid)
 
 
 def test_stop_on_signals_raises_once_and_restores_the_handlers():
@@ -201,23 +186,18 @@ def test_stop_on_signals_raises_once_and_restores_the_handlers():
 def test_a_worker_that_dies_is_one_clear_error(tmp_path):
     """A worker killed from outside (the OOM killer, a user) stops the run with one line naming the task."""
     out = tmp_path / "run"
-    proc = _start(out, tmp_path, *MANY)
-    try:
+    with _run(out, tmp_path, *MANY) as proc:
         _wait_for_records(proc, out)
-        workers = [pid for pid, (_, ppid, _) in _processes().items() if ppid == proc.pid]
+        workers = _workers(proc)
         victim = max(workers, key=lambda pid: _cpu_time(pid))  # a busy worker, not the resource tracker
         os.kill(victim, signal.SIGKILL)
         assert proc.wait(timeout=120) == 1
         log = (tmp_path / "run.log").read_text()
-        assert f"actadapt: error: worker process {victim} was killed by SIGKILL (out of memory?) while running task" in log
+        assert (f"actadapt: error: worker process {victim} was killed by SIGKILL (out of memory?) while running "
+                "task") in log
         assert "Traceback" not in log
         time.sleep(0.5)
         assert _living(proc.pid, workers) == []
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        _cleanup(proc.pid)
 
 
 def _cpu_time(pid):
