@@ -215,3 +215,28 @@ def test_a_stale_lock_file_in_an_empty_folder_is_taken_over(tmp_path):
     logs = []
     assert _tiny(run, log=logs.append)["complete"]
     assert any(f"took over the lock of PID {pid}" in line for line in logs)
+
+
+def test_without_flock_the_holders_pid_decides(tmp_path, monkeypatch):
+    """On a file system without locks (flock answers ENOLCK) the lock file is created exclusively: a live
+    holder on this host keeps others out, a dead one's lock is taken over."""
+    import errno
+    import fcntl
+
+    from actadapt.experiments.rundir import RunFolderBusy, RunLock
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    run = tmp_path / "run"
+    with RunLock(str(run)) as lock:
+        assert json.loads((run / LOCK_NAME).read_text())["pid"] == os.getpid() and lock.taken_over is None
+    assert not (run / LOCK_NAME).exists()
+    (run / LOCK_NAME).write_text(json.dumps({"pid": os.getppid(), "host": os.uname().nodename}))  # alive
+    with pytest.raises(RunFolderBusy, match=f"PID {os.getppid()}"):
+        RunLock(str(run)).__enter__()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (run / LOCK_NAME).write_text(json.dumps({"pid": int(dead.stdout), "host": os.uname().nodename}))
+    with RunLock(str(run)) as lock:
+        assert lock.taken_over["pid"] == int(dead.stdout)

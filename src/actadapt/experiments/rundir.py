@@ -16,8 +16,8 @@ files, and the lock that keeps a second process out.
   an exclusive ``flock`` on it is the lock itself, so the kernel releases it when its holder dies, however it
   dies: a lock file left by a dead process is taken over, one held by a live process makes a second run (or
   ``actadapt report``) on the same folder fail at once, naming the holder. Reentrant within a process.
-  Where ``fcntl`` is missing (Windows) the file is created exclusively and a lock of a dead process on the
-  same host is taken over.
+  Where ``flock`` is missing (Windows, a file system without locks) the file is created exclusively and the
+  lock of a dead process on the same host is taken over.
 """
 
 from __future__ import annotations
@@ -353,6 +353,8 @@ def _describe(holder: Dict) -> str:
     return text
 
 
+_NO_LOCKS = {getattr(errno, n) for n in ("ENOLCK", "EOPNOTSUPP", "ENOTSUP", "ENOSYS", "EINVAL")
+             if hasattr(errno, n)}  # flock's answers on a file system without locks
 _HELD: Dict[str, "RunLock"] = {}  # real path of the lock file -> the lock this process holds
 
 
@@ -424,6 +426,11 @@ class RunLock:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as err:
+                if err.errno in _NO_LOCKS:  # a file system without locks: fall back on the holder's PID
+                    if os.fstat(fd).st_size == 0:
+                        os.remove(self.path)  # the empty file our open just made
+                    os.close(fd)
+                    return self._acquire_exclusive()
                 os.close(fd)
                 if err.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
                     raise self._busy(_read_holder(self.path)) from None
@@ -443,8 +450,10 @@ class RunLock:
         os.write(fd, self._record())
         self._fd = fd
 
-    def _acquire_exclusive(self) -> None:  # pragma: no cover - Windows
-        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL
+    def _acquire_exclusive(self) -> None:
+        """Without ``flock`` (Windows, file systems without locks): create the file exclusively; a lock file
+        of a dead process on this host is taken over (one on another host cannot be checked: busy)."""
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
         for _ in range(2):
             try:
                 fd = os.open(self.path, flags, 0o644)
