@@ -80,6 +80,18 @@ class Executor:
         self.shutdown()
 
 
+def _stop_checked(progress: Optional[Callable[[int], None]]) -> Callable[[int], None]:
+    """``progress`` (or nothing) after a :func:`.lifecycle.raise_if_stopped`: a job in the driver's own thread
+    ends at its next epoch even if the signal's exception was lost (raised inside a finalizer)."""
+
+    def checked(epoch: int) -> None:
+        raise_if_stopped()
+        if progress is not None:
+            progress(epoch)
+
+    return checked
+
+
 class SequentialExecutor(Executor):
     """One job after another, in this process (progress callbacks reach the caller)."""
 
@@ -99,7 +111,7 @@ class SequentialExecutor(Executor):
                 raise_if_stopped()
                 cb = self.progress_factory(job) if self.progress_factory else None
                 try:
-                    yield job, execute_job(job, cb)
+                    yield job, execute_job(job, _stop_checked(cb))
                 finally:
                     if cb is not None and hasattr(cb, "close"):
                         cb.close()
