@@ -177,6 +177,11 @@ def test_absurd_sizes_fail_before_anything_is_written(tmp_path, capsys):
         err = capsys.readouterr().err
         assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err, err
         assert not out.exists()
+    # checked before any data are read: Table 4's tasks() reads its input, which is not even looked at here
+    code = main(["reproduce", "table4", "--preset", "smoke", "--out", str(tmp_path / "t4"), "--set",
+                 f"input={tmp_path / 'missing.csv'}", "--set", "hidden=1000000000"])
+    err = capsys.readouterr().err
+    assert code == 2 and "not enough memory" in err and "hidden 1000000000" in err and not (tmp_path / "t4").exists()
     for setting in ("lr=nan", "alpha_init=inf", "max_majority=nan", "lr=1e400"):
         out = tmp_path / "finite"
         code = main(["reproduce", "table1", "--preset", "smoke", "--out", str(out), "--set", setting])

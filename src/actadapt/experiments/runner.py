@@ -238,6 +238,7 @@ def reproduce(
         raise ConfigError(f"--workers must be a positive integer, got {workers!r}")
     out = out or os.path.join("runs", f"{exp.name}-{preset}")
     check_out_folder(out)  # a user's folder is refused before anything is written into it
+    plan_workers(exp, cfg, 1, 1, log)  # one worker must fit before tasks() reads any data (Table 4's does)
     tasks = exp.tasks(cfg)
     n_workers = plan_workers(exp, cfg, workers, len(tasks), log)  # sizes against the machine, before training
     with stop_on_signals(), RunLock(out, f"actadapt reproduce {exp.name} --preset {preset}") as lock:
