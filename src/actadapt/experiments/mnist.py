@@ -26,7 +26,8 @@ from torch import Tensor
 
 from .config import DataError
 
-__all__ = ["DataError", "IDX_IMAGES", "IDX_LABELS", "MNIST_FILES", "Split", "find_mnist_dir", "read_idx", "load_mnist"]
+__all__ = ["DataError", "IDX_IMAGES", "IDX_LABELS", "MNIST_FILES", "Split", "find_mnist_dir", "read_idx", "load_mnist",
+           "idx_sizes"]
 
 IDX_IMAGES = 2051  # 0x00000803: unsigned byte, 3 dims
 IDX_LABELS = 2049  # 0x00000801: unsigned byte, 1 dim
@@ -133,6 +134,28 @@ def read_idx(path: str, magic: int) -> Tensor:
         return torch.zeros(dims, dtype=torch.uint8)
     # a writable copy (frombuffer over the bytes object itself would share read-only memory)
     return torch.frombuffer(bytearray(memoryview(data)[header:]), dtype=torch.uint8).reshape(dims)
+
+
+def idx_sizes(root: str, subdir: str = "mnist") -> Optional[Tuple[int, int]]:
+    """``(images, pixels per image)`` over the train and test image files, read from their IDX headers alone
+    (16 bytes each, through gzip where compressed); ``None`` when the files are missing or unreadable (the
+    loader then says why)."""
+    try:
+        folder = find_mnist_dir(root, subdir)
+        images, pixels = 0, 0
+        for stem, _ in MNIST_FILES.values():
+            path = _stem_path(folder, stem)
+            with open(path, "rb") as fh:
+                gz = fh.read(2) == b"\x1f\x8b"
+            with (gzip.open(path, "rb") if gz else open(path, "rb")) as fh:
+                head = fh.read(16)
+            if len(head) < 16 or int.from_bytes(head[:4], "big") != IDX_IMAGES:
+                return None
+            n, rows, cols = (int.from_bytes(head[4 * i: 4 * i + 4], "big") for i in (1, 2, 3))
+            images, pixels = images + n, max(pixels, rows * cols)
+        return images, pixels
+    except (DataError, OSError, EOFError, zlib.error):
+        return None
 
 
 _CACHE: Dict[Tuple, Dict[str, Split]] = {}

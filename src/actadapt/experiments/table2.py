@@ -193,17 +193,21 @@ class Table2(Experiment):
         return out
 
     def memory_estimate(self, cfg: Table2Config):
-        """Peak memory of one task in bytes: MNIST held whole (70,000 28x28 bytes, x3 while a gzip file is
-        decompressed and copied: 170 MB); LeNet5's 0.85 M parameters x 4 bytes x 5 (weights, gradients,
-        momentum, two state_dict copies for the checkpoint); per training image 0.4 MB of saved activations
-        (conv 20x24x24 and 50x8x8 maps, BN, activation, pooling), per evaluated image 0.15 MB. 25% slack."""
+        """Peak memory of one task in bytes (25% slack), for ``N`` images of ``H x W`` pixels (read from the IDX
+        headers; MNIST's 70,000 28x28 when the files cannot be read yet), ``s = H W / 784``: the images held
+        whole, x3 while a gzip file is decompressed and copied; LeNet5's ``0.05 + 0.8 s`` M parameters x 4 bytes
+        x 5 (weights, gradients, momentum, two state_dict copies for the checkpoint); per training image
+        ``0.4 s`` MB of saved activations (conv maps, BN, activation, pooling), per evaluated image ``0.15 s`` MB."""
+        from .mnist import idx_sizes
         from .resources import MemoryEstimate
 
-        images = 70_000
+        images, pixels = idx_sizes(cfg.data_dir or os.environ.get("ACTADAPT_DATA", "")) or (70_000, 784)
+        scale = pixels / 784
         evaluated = min(cfg.eval_batch, images)
-        total = 170 * 2**20 + 5 * 4 * 850_000 + cfg.batch_size * 400_000 + evaluated * 150_000
-        return MemoryEstimate(total * 5 // 4,
-                              f"LeNet5 on MNIST, batch_size {cfg.batch_size}, eval_batch {cfg.eval_batch}")
+        total = (3 * images * pixels + 20 * (50_000 + 800_000 * scale)
+                 + (cfg.batch_size * 400_000 + evaluated * 150_000) * scale)
+        return MemoryEstimate(int(total) * 5 // 4, f"LeNet5 on {images} images of {pixels} pixels, batch_size "
+                                                   f"{cfg.batch_size}, eval_batch {cfg.eval_batch}")
 
     def run_task(self, cfg: Table2Config, task: Task, run_dir: str, progress=None) -> None:
         import torch
