@@ -14,9 +14,11 @@ unwind through ``shutdown()``; a worker process calls :func:`.lifecycle.die_with
 even a ``kill -9`` of the driver ends it. A new executor gets the signal handling for free; what it owes is
 its ``shutdown()`` (a cluster executor: cancel its remote tasks, stop an engine it started itself) and, for
 local processes it starts, :func:`.lifecycle.die_with_parent` in them (an engine that supervises its own
-workers, as Ray's raylets do, covers that part itself). A job is a picklable :class:`Job`, and running it means calling
-:func:`execute_job`, which writes the job's own files into the run folder; a cluster executor could run
-``python -m actadapt.experiments.executors JOB.json`` (:func:`main`) per job.
+workers, as Ray's raylets do, covers that part itself).
+
+A job is a picklable :class:`Job`, and running it means calling :func:`execute_job`, which writes the job's
+own files into the run folder; a cluster executor could run ``python -m actadapt.experiments.executors
+JOB.json`` (:func:`main`) per job.
 """
 
 from __future__ import annotations

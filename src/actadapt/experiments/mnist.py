@@ -26,8 +26,8 @@ from torch import Tensor
 
 from .config import DataError
 
-__all__ = ["DataError", "IDX_IMAGES", "IDX_LABELS", "MNIST_FILES", "Split", "find_mnist_dir", "read_idx", "load_mnist",
-           "idx_sizes"]
+__all__ = ["DataError", "IDX_IMAGES", "IDX_LABELS", "MNIST_FILES", "Split", "find_mnist_dir", "read_idx",
+           "load_mnist", "idx_sizes"]
 
 IDX_IMAGES = 2051  # 0x00000803: unsigned byte, 3 dims
 IDX_LABELS = 2049  # 0x00000801: unsigned byte, 1 dim

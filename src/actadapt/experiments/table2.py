@@ -193,11 +193,12 @@ class Table2(Experiment):
         return out
 
     def memory_estimate(self, cfg: Table2Config):
-        """Peak memory of one task in bytes (25% slack), for ``N`` images of ``H x W`` pixels (read from the IDX
-        headers; MNIST's 70,000 28x28 when the files cannot be read yet), ``s = H W / 784``: the images held
-        whole, x3 while a gzip file is decompressed and copied; LeNet5's ``0.05 + 0.8 s`` M parameters x 4 bytes
-        x 5 (weights, gradients, momentum, two state_dict copies for the checkpoint); per training image
-        ``0.4 s`` MB of saved activations (conv maps, BN, activation, pooling), per evaluated image ``0.15 s`` MB."""
+        """Peak memory of one task in bytes (25% slack), for ``N`` images of ``H x W`` pixels (read from the
+        IDX headers; MNIST's 70,000 28x28 when the files cannot be read yet), ``s = H W / 784``: the images
+        held whole, x3 while a gzip file is decompressed and copied; LeNet5's ``0.05 + 0.8 s`` M parameters
+        x 4 bytes x 5 (weights, gradients, momentum, two state_dict copies for the checkpoint); per training
+        image ``0.4 s`` MB of saved activations (conv maps, BN, activation, pooling), per evaluated image
+        ``0.15 s`` MB."""
         from .mnist import idx_sizes
         from .resources import MemoryEstimate
 
@@ -206,8 +207,8 @@ class Table2(Experiment):
         evaluated = min(cfg.eval_batch, images)
         total = (3 * images * pixels + 20 * (50_000 + 800_000 * scale)
                  + (cfg.batch_size * 400_000 + evaluated * 150_000) * scale)
-        return MemoryEstimate(int(total) * 5 // 4, f"LeNet5 on {images} images of {pixels} pixels, batch_size "
-                                                   f"{cfg.batch_size}, eval_batch {cfg.eval_batch}")
+        return MemoryEstimate(int(total) * 5 // 4, f"LeNet5 on {images} images of {pixels} pixels, "
+                                                   f"batch_size {cfg.batch_size}, eval_batch {cfg.eval_batch}")
 
     def run_task(self, cfg: Table2Config, task: Task, run_dir: str, progress=None) -> None:
         import torch
