@@ -207,8 +207,9 @@ class Table2(Experiment):
         evaluated = min(cfg.eval_batch, images)
         total = (3 * images * pixels + 20 * (50_000 + 800_000 * scale)
                  + (cfg.batch_size * 400_000 + evaluated * 150_000) * scale)
-        return MemoryEstimate(int(total) * 5 // 4, f"LeNet5 on {images} images of {pixels} pixels, "
-                                                   f"batch_size {cfg.batch_size}, eval_batch {cfg.eval_batch}")
+        detail = (f"LeNet5 on {images} images of {pixels} pixels, batch_size {cfg.batch_size}, "
+                  f"eval_batch {cfg.eval_batch}")
+        return MemoryEstimate(int(total) * 5 // 4, detail)
 
     def run_task(self, cfg: Table2Config, task: Task, run_dir: str, progress=None) -> None:
         import torch

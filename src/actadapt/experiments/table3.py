@@ -187,9 +187,9 @@ class Table3(Experiment):
         v1.0, 150 MB for v2.0); the vectors file as gensim reads it (2x its size, 8x for gzip text); the
         embedding matrix of up to 50,000 types x ``D`` (300, or 50 for GloVe) floats, x2 (numpy and torch),
         x4 when fine-tuned (gradient, two Adadelta states); the CNN's parameters x4; a training batch's
-        activations (``12 batch L (D + maps widths)`` bytes, the word projection capped at ``KimCNN.max_projection``) and
-        an evaluation batch of 500 (``4 x 500 L (D + 2 maps widths)``), ``L`` the tokens of a document
-        (``max_len``, else 60 for v1.0 and 2,700 for v2.0) plus padding."""
+        activations (``12 batch L (D + maps widths)`` bytes, the word projection capped at
+        ``KimCNN.max_projection``) and an evaluation batch of 500 (``4 x 500 L (D + 2 maps widths)``), ``L``
+        the tokens of a document (``max_len``, else 60 for v1.0 and 2,700 for v2.0) plus padding."""
         from .resources import MemoryEstimate
         from .textcnn import KimCNN
         from .wordvectors import vectors_path
