@@ -232,6 +232,12 @@ class ProcessExecutor(Executor):
         parent_end, child_end = ctx.Pipe(duplex=True)
         proc = ctx.Process(target=_worker_main, args=(child_end, os.getpid()), daemon=True,
                            name="actadapt-worker")
+        if os.name == "posix":
+            # spawn starts multiprocessing's resource tracker with the first worker, and starting it ends with
+            # SIGINT *unblocked* in this thread: start it first, outside the window below
+            from multiprocessing import resource_tracker
+
+            resource_tracker.ensure_running()
         with _sigint_blocked():  # the worker inherits SIGINT blocked from its first instruction on
             proc.start()
         child_end.close()  # only the worker holds it now, so its death closes the pipe
