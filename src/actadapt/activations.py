@@ -183,7 +183,7 @@ FIXED: Tuple[FixedActivation, ...] = (
     ),
     FixedActivation(
         "softplus", (), F.softplus, nn.Softplus,
-        Match("arelu", 100.0, 0.693147, note="log 2 at x = 0, where every gated form is 0"),
+        Match("arelu", 100.0, 0.693872, note="about log 2, near x = 0, where every gated form is 0"),
         (nn.Softplus,), (F.softplus,), description="log(1 + e^x)",
     ),
     FixedActivation(

@@ -363,6 +363,9 @@ def _trace(model: nn.Module) -> torch.fx.GraphModule:
             f"convert(method='fx'): {type(model).__name__} does not trace with torch.fx ({type(e).__name__}: "
             f"{first[:200]}); use method='modules' (the default), which needs no tracing"
         ) from None
+    for node in graph.nodes:  # `from __future__ import annotations` leaves types as strings, which fx cannot pickle
+        if isinstance(node.type, str):
+            node.type = None
     return torch.fx.GraphModule(model, graph, class_name=type(model).__name__)
 
 
@@ -556,7 +559,7 @@ def convert(
         tolerance: with ``init="match"`` and ``example_inputs``: ReLU-like functions are the limit
             alpha -> inf of AReLU, so their alpha is a choice (100, error ``1/(100 e)``); while the relative
             output change is above ``tolerance`` those alphas are raised tenfold (up to 1e4), as long as
-            each step halves the change. Default: ``1e-2``
+            each step lowers the change by 10% or more. Default: ``1e-2``
         inplace: modify ``model`` itself instead of a deep copy. Default: ``False``
         **kwargs: passed on to the new modules (``parametrization``, ``trainable``, ``device``, ``dtype``).
 
@@ -665,7 +668,7 @@ def convert(
 
 def _grow_alphas(built, replaced, growing, output_change, tolerance, change):
     """Raise the chosen alphas of ReLU-like sites tenfold while the output change is above ``tolerance``
-    and falls by at least half each time (up to :data:`ALPHA_MAX`); see :class:`~actadapt.activations.Match`."""
+    and each step lowers it by at least 10% (up to :data:`ALPHA_MAX`); see :class:`~actadapt.activations.Match`."""
 
     def set_alpha(a: float) -> None:
         for i in growing:
@@ -677,7 +680,7 @@ def _grow_alphas(built, replaced, growing, output_change, tolerance, change):
     while output_change > tolerance and alpha * 10 <= ALPHA_MAX:
         set_alpha(alpha * 10)
         new_change = change()
-        if new_change > output_change / 2:  # not the ReLU-like sites that move the outputs
+        if new_change > 0.9 * output_change:  # not the ReLU-like sites that move the outputs
             set_alpha(alpha)
             break
         alpha, output_change = alpha * 10, new_change

@@ -292,9 +292,10 @@ def default_axis(shape: torch.Size) -> int:
 
 # ------------------------------------------------------------------------------------- recording
 class _Recorder(TorchFunctionMode):
-    def __init__(self, activation_modules: Dict[int, FixedActivation], names: Dict[int, List[str]]) -> None:
+    def __init__(self, activation_modules: Dict[int, FixedActivation], opaque: set, names: Dict[int, List[str]]) -> None:
         super().__init__()
         self.activation_modules = activation_modules
+        self.opaque = opaque  # activation modules and adaptive ones: the calls inside them are not sites
         self.names = names
         self.stack: List[Tuple[nn.Module, dict]] = []
         self.axes = _Axes()
@@ -319,7 +320,7 @@ class _Recorder(TorchFunctionMode):
         self.stack.pop()
 
     def _inside_activation(self) -> bool:
-        return bool(self.stack) and id(self.stack[-1][0]) in self.activation_modules
+        return bool(self.stack) and id(self.stack[-1][0]) in self.opaque
 
     def _add(self, site: Site, frame, x: Any) -> None:
         owner, counts = self._owner()
@@ -361,7 +362,10 @@ def record_sites(model: nn.Module, args: tuple, kwargs: dict) -> Tuple[List[Site
     names = _module_names(model)
     with torch.random.fork_rng(devices=[]):
         activation_modules = {id(s.module): s.kind for s in static_sites(model)}
-    recorder = _Recorder(activation_modules, names)
+    opaque = set(activation_modules) | {
+        id(m) for m in model.modules() if isinstance(m, (AdaptiveActivation, CallSiteActivation, CallSiteScope))
+    }
+    recorder = _Recorder(activation_modules, opaque, names)
     handles = []
     try:
         for module in {id(m): m for m in model.modules()}.values():
