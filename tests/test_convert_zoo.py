@@ -27,8 +27,10 @@ from .replicas import calibrate
 transformers = pytest.importorskip("transformers")
 from transformers import activations as hf_acts  # noqa: E402
 
-HF_ACTIVATIONS = (hf_acts.GELUActivation, hf_acts.NewGELUActivation, hf_acts.SiLUActivation, hf_acts.FastGELUActivation,
-                  hf_acts.QuickGELUActivation, hf_acts.GELUTanh)
+HF_ACTIVATIONS = tuple(
+    getattr(hf_acts, n) for n in ("GELUActivation", "NewGELUActivation", "SiLUActivation", "FastGELUActivation",
+                                  "QuickGELUActivation", "GELUTanh", "PytorchGELUTanh") if hasattr(hf_acts, n)
+)
 
 
 def _images(n=4, size=32):

@@ -53,7 +53,7 @@ from torch import nn
 
 from .activations import ALPHA_MAX, ActivationSpec, activation_spec
 from .callsites import ACTIVATION_FUNCTIONS, CallSiteActivation, CallSiteScope, _skipped
-from .discover import Site, default_axis, recognise_call, recognise_module, record_sites, static_sites
+from .discover import Site, default_axis, recognise_call, recognise_module, record_sites, static_sites, what_it_computes
 from .matching import matched_init
 from .modules import AdaptiveActivation
 
@@ -208,9 +208,7 @@ def _init_for(init: Union[str, float], spec: Optional[ActivationSpec], site: Sit
 
 def _computes_reference(site: Site) -> bool:
     """Whether the site computes its kind's reference exactly (so the table's match applies)."""
-    from .discover import _what_it_computes  # noqa: PLC0415
-
-    return _what_it_computes(site.compute) is site.kind
+    return what_it_computes(site.compute) is site.kind
 
 
 # ------------------------------------------------------------------------------------ building
@@ -252,7 +250,7 @@ def _build(site: Site, target: Target, init, dim, per_neuron, kwargs, reference_
     spec = _spec_of(target, site)
     alpha, error = _init_for(init, spec, site)
     d, n = _dim_and_size(site, dim, per_neuron)
-    factory = spec.layer if spec is not None else target
+    factory = spec.layer if isinstance(target, str) else target  # a class stays itself (a user subclass too)
     module = factory(num_parameters=n, init=alpha, dim=d, **_factory_kwargs(site, kwargs, reference_dtype))
     if not isinstance(module, nn.Module):
         raise TypeError(f"the activation factory returned {type(module).__name__}, expected an nn.Module")

@@ -29,7 +29,7 @@ from .callsites import ACTIVATION_FUNCTIONS, CallSiteActivation, CallSiteScope, 
 from .callsites import describe_frame, site_location
 from .modules import AdaptiveActivation
 
-__all__ = ["Site", "recognise_module", "recognise_call", "static_sites", "record_sites"]
+__all__ = ["Site", "what_it_computes", "recognise_module", "recognise_call", "static_sites", "record_sites"]
 
 _FIXED_BY_NAME = {e.name: e for e in FIXED}
 _PROBE = torch.linspace(-8.0, 8.0, 321, dtype=torch.float64)
@@ -42,7 +42,7 @@ def _references() -> List[Tuple[FixedActivation, Tensor]]:
     return _REFERENCES
 
 
-def _what_it_computes(fn: Callable[[Tensor], Any]) -> Optional[FixedActivation]:
+def what_it_computes(fn: Callable[[Tensor], Any]) -> Optional[FixedActivation]:
     """The first :data:`FIXED` activation whose reference ``fn`` reproduces on the probe, or ``None``."""
     try:
         with torch.no_grad():
@@ -71,7 +71,7 @@ def recognise_module(module: nn.Module) -> Optional[FixedActivation]:
         return None
     if next(module.parameters(recurse=False), None) is not None or next(module.buffers(recurse=False), None) is not None:
         return None
-    entry = _what_it_computes(module.forward)
+    entry = what_it_computes(module.forward)
     if entry is not None:
         return entry
     for e in FIXED:
@@ -121,7 +121,7 @@ def recognise_call(func: Callable, args: tuple, kwargs: dict) -> Optional[FixedA
         extra = tuple(a for a, n in zip(args[1:], names[1:]) if n != "inplace")
     if any(isinstance(a, Tensor) for a in (*extra, *rest.values())):
         return _FIXED_BY_NAME[default]
-    entry = _what_it_computes(lambda x: func(x, *extra, **rest))
+    entry = what_it_computes(lambda x: func(x, *extra, **rest))
     return entry if entry is not None else _FIXED_BY_NAME[default]
 
 
