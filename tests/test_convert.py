@@ -374,3 +374,15 @@ def test_report_lists_every_site(resnet):
     assert text.startswith("convert: replaced 13 call site(s) (modules)")
     assert "layer2.0.relu#2: ReLU -> AdaptiveReLU (alphas=16, init=100, max error 0.00368) at replicas.py:88" in text
     assert "relative output change on example_inputs" in text
+
+
+def test_routed_call_sites_run_under_torch_compile():
+    """Dynamo runs the rest of a function after a graph break in a resume function: the routing still finds
+    each call site (backend="eager": dynamo's tracing without code generation)."""
+    torch.manual_seed(0)
+    x = torch.randn(4, 32, 5, 5)
+    block = calibrate(Bottleneck(32, 8), x)
+    for model, inputs in ((block, x), (Functional(), torch.randn(8, 4))):
+        new = convert(model, example_inputs=inputs).model
+        torch._dynamo.reset()
+        torch.testing.assert_close(torch.compile(new, backend="eager")(inputs), new(inputs))

@@ -11,22 +11,22 @@ call sites cannot be reached that way, and this module reaches them while the mo
   makes the call (the *owner*), through a ``TorchFunctionMode`` that is active while the owner runs.
 
 A call site is identified by :func:`site_location`: the owner's name, the function that makes the call and
-its line (counted from the function's first line, so that moving a file or editing other code does not
-matter), and how many calls that line has made since the owner's ``forward`` began (a loop gives each
+its line, and how many calls that line has made since the owner's ``forward`` began (a loop gives each
 iteration its own site, as ``torch.fx`` unrolls it). Owners mark the start and end of their ``forward``
 with hooks held by their :class:`CallSiteScope`; everything here pickles, deep-copies and round-trips
 through ``state_dict``.
 
 .. note::
     Routing inspects the caller's frame (about a microsecond per routed call) and the functional router sees
-    every torch call inside its owner, so ``torch.compile`` breaks the graph at routed sites. Plain module
-    replacements, the common case, are unaffected; ``convert(..., method="fx")`` gives a graph without
-    routing where a model traces.
+    every torch call inside its owner. The routing runs outside ``torch.compile`` (``torch.compiler.disable``),
+    so a compiled model breaks its graph at routed sites; plain module replacements, the common case, are
+    unaffected, and ``convert(..., method="fx")`` gives one graph where a model traces.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 from typing import Any, Callable, Dict, Iterable, Optional, Tuple
@@ -87,10 +87,18 @@ def caller_frame(depth: int = 1):
     return frame
 
 
+# torch.compile runs the rest of a function after a graph break in a "resume" function named after it
+_RESUME = re.compile(r"torch_dynamo_resume_in_(\w+?)_at_\d+")
+
+
+def function_name(code) -> str:
+    """The qualified name of the function a code object belongs to (the original for dynamo's resumes)."""
+    return _RESUME.sub(r"\1", getattr(code, "co_qualname", code.co_name))
+
+
 def site_location(frame) -> Tuple[str, int]:
-    """``(function name, line offset)`` of a frame: the stable part of a call-site key."""
-    code = frame.f_code
-    return getattr(code, "co_qualname", code.co_name), frame.f_lineno - code.co_firstlineno
+    """``(function name, line)`` of a frame: the place part of a call-site key."""
+    return function_name(frame.f_code), frame.f_lineno
 
 
 def describe_frame(frame) -> str:
@@ -125,9 +133,13 @@ class _Router(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if func not in ACTIVATION_FUNCTIONS:
+        if func not in ACTIVATION_FUNCTIONS:  # the fast path, which torch.compile can trace
             return func(*args, **kwargs)
-        frame = caller_frame(2)
+        return self._route(func, args, kwargs)
+
+    @torch.compiler.disable
+    def _route(self, func, args: tuple, kwargs: dict):
+        frame = caller_frame(3)
         scope = self.scope
         if frame is None or site_location(frame)[0] not in scope.functions:
             return func(*args, **kwargs)  # not the owner's code: an adaptive module's internals, a library
@@ -189,12 +201,14 @@ class CallSiteScope(nn.Module):
         owner_module.register_forward_pre_hook(self.enter)
         owner_module.register_forward_hook(self.exit, always_call=True)
 
+    @torch.compiler.disable
     def enter(self, module: nn.Module, args: Any) -> None:
         mode = _Router(self) if len(self.sites) else None
         _ACTIVE.frames.append((self.owner, {}, mode))
         if mode is not None:
             mode.__enter__()
 
+    @torch.compiler.disable
     def exit(self, module: nn.Module, args: Any, output: Any) -> None:
         _, _, mode = _ACTIVE.frames.pop()
         if mode is not None:
@@ -223,6 +237,7 @@ class CallSiteActivation(nn.Module):
         self.keys: Dict[SiteKey, int] = dict(keys)
         self.replaced = replaced
 
+    @torch.compiler.disable
     def forward(self, input: Tensor) -> Tensor:
         frame = caller_frame(1)
         top = _ACTIVE.frames[-1] if _ACTIVE.frames else (None, None, None)
