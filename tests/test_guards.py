@@ -115,3 +115,13 @@ def test_named_activation_families_imply_their_form():
     torch.testing.assert_close(AdaptiveActivation("gelu")(x), torch.nn.functional.gelu(x))
     with pytest.raises(ValueError, match="'swish' is the gated form of the 'logistic' family; for the bounded form name the family 'logistic'"):
         AdaptiveActivation("swish", "bounded")
+
+
+def test_the_check_can_be_turned_off_for_hot_loops():
+    previous = AF.set_alpha_check(False)
+    try:
+        assert torch.isnan(AF.adaptive_gumbel(torch.zeros(2), torch.tensor(-1.0))).all()  # the documented cost
+    finally:
+        AF.set_alpha_check(previous)
+    with pytest.raises(ValueError):
+        AF.adaptive_gumbel(torch.zeros(2), torch.tensor(-1.0))

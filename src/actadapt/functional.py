@@ -15,7 +15,9 @@ and returns a tensor of ``x``'s shape and dtype, differentiable with respect to 
 silent NaN: ``ValueError`` for a CPU ``alpha``, checked with one reduction and no extra pass over ``x``. For an
 ``alpha`` on an accelerator (and under ``torch.compile``) the same check is a device-side assertion
 (``torch._assert_async``), which does not wait for the device: a bad alpha stops the program at the next
-synchronisation with a ``RuntimeError`` that carries the same message.
+synchronisation with a ``RuntimeError`` that carries the same message. The check costs a few microseconds
+per call; :func:`set_alpha_check` turns it off for hot loops over small tensors once a setup is known good
+(as ``torch.distributions`` lets its argument validation be turned off).
 
 Accuracy (float64: relative error below 1e-10 of the exact value wherever it is above 1e-300 in size;
 float32: below 1e-4 where above 1e-30; never inf or NaN) holds for the value, d/dx and d/dalpha over
@@ -33,9 +35,21 @@ from torch import Tensor
 from ._autograd import cdf_activation
 from .families import CdfFamily, check_form, get_family
 
-__all__ = ["adaptive_gumbel", "adaptive_relu", "swish", "adaptive_tanh", "adaptive_activation"]
+__all__ = ["adaptive_gumbel", "adaptive_relu", "swish", "adaptive_tanh", "adaptive_activation", "set_alpha_check"]
 
 _BAD_ALPHA = "alpha must be finite and >= 0 (0 is the limit alpha -> 0)"
+_CHECK = {"alpha": True}
+
+
+def set_alpha_check(enabled: bool) -> bool:
+    """Turn the check of alpha's values on (the default) or off for every call; returns the previous setting.
+
+    Measured on 2 cores, the check added 5.6% to a step of the Table 1 batched trainer (8 layers of 10
+    neurons, batch 20: every call is a few microseconds of work); on a convolution layer it is lost in noise.
+    """
+    previous = _CHECK["alpha"]
+    _CHECK["alpha"] = bool(enabled)
+    return previous
 
 
 def _check_inputs(x: Tensor, alpha: Tensor) -> None:
@@ -47,7 +61,8 @@ def _check_inputs(x: Tensor, alpha: Tensor) -> None:
         )
     if alpha.dim() > x.dim():
         raise ValueError(f"alpha of shape {tuple(alpha.shape)} has more dims than x of shape {tuple(x.shape)}")
-    _check_alpha_values(alpha)
+    if _CHECK["alpha"]:
+        _check_alpha_values(alpha)
 
 
 def _check_alpha_values(alpha: Tensor) -> None:
