@@ -35,7 +35,8 @@ import torch
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
-__all__ = ["CallSiteActivation", "CallSiteScope", "site_location", "ACTIVATION_FUNCTIONS", "UnknownCallSite"]
+__all__ = ["CallSiteActivation", "CallSiteScope", "site_location", "replace_module", "ACTIVATION_FUNCTIONS",
+           "UnknownCallSite"]
 
 #: ``(owner name, function name, line offset in the function, occurrence)``
 SiteKey = Tuple[Optional[str], str, int, int]
@@ -251,3 +252,13 @@ class CallSiteActivation(nn.Module):
 
     def extra_repr(self) -> str:
         return f"replaced={self.replaced!r}, call sites={len(self.sites)}"
+
+
+def replace_module(model: nn.Module, name: str, new: nn.Module) -> nn.Module:
+    """Put ``new`` at the qualified ``name`` of ``model`` (any container: Sequential, ModuleList, ModuleDict);
+    ``""`` replaces the root. Returns the (new) root."""
+    if name == "":
+        return new
+    parent_name, _, child = name.rpartition(".")
+    model.get_submodule(parent_name)._modules[child] = new
+    return model

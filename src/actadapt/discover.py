@@ -29,7 +29,10 @@ from .callsites import ACTIVATION_FUNCTIONS, CallSiteActivation, CallSiteScope, 
 from .callsites import describe_frame, site_location
 from .modules import AdaptiveActivation
 
-__all__ = ["Site", "what_it_computes", "recognise_module", "recognise_call", "static_sites", "record_sites"]
+__all__ = [
+    "Site", "what_it_computes", "recognise_module", "recognise_call", "is_inplace_call", "call_label", "pure_call",
+    "static_sites", "record_sites",
+]
 
 _FIXED_BY_NAME = {e.name: e for e in FIXED}
 _PROBE = torch.linspace(-8.0, 8.0, 321, dtype=torch.float64)
@@ -125,7 +128,7 @@ def recognise_call(func: Callable, args: tuple, kwargs: dict) -> Optional[FixedA
     return entry if entry is not None else _FIXED_BY_NAME[default]
 
 
-def _label(func: Callable) -> str:
+def call_label(func: Callable) -> str:
     """``"F.gelu"``, ``"torch.sigmoid"``, ``"Tensor.relu"``: how a call reads in code."""
     name = getattr(func, "__name__", repr(func))
     qual = getattr(func, "__qualname__", name)
@@ -341,15 +344,16 @@ class _Recorder(TorchFunctionMode):
             kind = recognise_call(func, args, kwargs)
             x = args[0] if args else kwargs.get("input")
             extra = {k: v for k, v in kwargs.items() if k not in ("input", "inplace")}
-            compute = _bound_call(func, args[1:], extra)
-            site = Site(kind, _label(func), compute, inplace=is_inplace_call(func, args, kwargs))  # type: ignore[arg-type]
+            compute = pure_call(func, args[1:], extra)
+            site = Site(kind, call_label(func), compute, inplace=is_inplace_call(func, args, kwargs))  # type: ignore[arg-type]
             self._add(site, caller_frame(2), x)
         out = func(*args, **kwargs)
         self.axes.follow(func, args, kwargs, out)
         return out
 
 
-def _bound_call(func: Callable, rest: tuple, kwargs: dict) -> Callable[[Tensor], Tensor]:
+def pure_call(func: Callable, rest: tuple, kwargs: dict) -> Callable[[Tensor], Tensor]:
+    """``x -> func(x, *rest, **kwargs)`` on a copy of ``x``, without a positional in-place flag."""
     rest = tuple(a for a in rest if not isinstance(a, bool))  # a positional inplace flag
     return lambda x: func(x.clone(), *rest, **kwargs)
 
