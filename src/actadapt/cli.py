@@ -7,6 +7,7 @@
     actadapt report runs/table1          # rebuild results.json, report.md, figures; no training
     actadapt list                        # tables, presets and config keys
     actadapt demo                        # a few seconds of training, prints the fitted alphas
+    actadapt --version
 
 Bad input prints one line ``actadapt: error: ...`` naming the problem and the valid choices, exit code 2.
 A run stopped by Ctrl-C, SIGTERM or SIGHUP stops its workers and prints one line, exit code 128 + the signal
@@ -19,6 +20,8 @@ import argparse
 import os
 import sys
 from typing import List, Optional
+
+from . import __version__
 
 __all__ = ["main"]
 
@@ -53,6 +56,7 @@ def _int(text: str) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="actadapt", description="Adaptive activation functions: reproduce the paper's tables.")
+    p.add_argument("--version", action="version", version=f"actadapt {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 

@@ -1,10 +1,15 @@
 r"""The cdf families: every adaptive activation is a distribution function :math:`F_\alpha`.
 
-An activation is used in one of two *forms* (PAPER.md §1):
+An activation is used in one of three *forms*:
 
 .. math::
-    \text{bounded:}\quad \sigma_\alpha(x) = F_\alpha(x) \qquad\qquad
-    \text{gated:}\quad \sigma_\alpha(x) = x\,F_\alpha(x)
+    \text{bounded:}\quad \sigma_\alpha(x) = F_\alpha(x) \qquad
+    \text{gated:}\quad \sigma_\alpha(x) = x\,F_\alpha(x) \qquad
+    \text{centred:}\quad \sigma_\alpha(x) = 2F_\alpha(2x) - 1
+
+The first two are the paper's (PAPER.md §1). The centred form is the bounded one moved to the range
+(-1, 1), the shape of ``tanh``: ``tanh(x) = 2 sigmoid(2x) - 1``, so the centred Gumbel and logistic
+families are ``tanh`` at alpha = 1.
 
 Each built-in family supplies two pure, elementwise functions of ``x`` and ``alpha`` (any broadcastable
 shapes, floating point, ``alpha > 0``):
@@ -13,7 +18,8 @@ shapes, floating point, ``alpha > 0``):
 * ``cdf_and_grads(x, alpha) -> (F, dF/dx, dF/dalpha)``, the analytic derivatives (the paper's "one further
   equation" per neuron), written so that no intermediate overflows or cancels (see each function's notes).
 
-The form is applied in one place, :mod:`actadapt._autograd`. A user can register a new family from a plain
+The bounded and gated forms are applied in :mod:`actadapt._autograd`, the centred form on top of the
+bounded one in :func:`actadapt.functional.adaptive_activation`. A user can register a new family from a plain
 function of ``(x, alpha)``; autograd then supplies its derivatives.
 
 The formulas here avoid ``torch.expm1``: ``torch.compile`` on CPU lowers ``expm1(v)`` to ``exp(v) - 1``,
@@ -25,7 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Optional, Tuple
+from typing import Callable, Mapping, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -36,10 +42,13 @@ __all__ = [
     "register_family",
     "get_family",
     "available_families",
+    "implied_form",
+    "resolve_form",
+    "family_aliases",
     "one_minus_exp_neg",
 ]
 
-FORMS = ("bounded", "gated")
+FORMS = ("bounded", "gated", "centred")
 
 CdfFn = Callable[[Tensor, Tensor], Tensor]
 CdfGradsFn = Callable[[Tensor, Tensor], Tuple[Tensor, Tensor, Tensor]]
@@ -272,7 +281,9 @@ def cauchy_cdf_and_grads(x: Tensor, alpha: Tensor) -> Tuple[Tensor, Tensor, Tens
 
 # ------------------------------------------------------------------------------- the registry
 _REGISTRY: dict[str, CdfFamily] = {}
-_ALIASES: dict[str, str] = {}
+# alias -> (family key, the form the alias implies or None). An activation name such as "relu" names the
+# family of its adaptive version and implies the form: adaptive ReLU is the exponential cdf, gated.
+_ALIASES: dict[str, Tuple[str, Optional[str]]] = {}
 
 
 def register_family(
@@ -281,7 +292,7 @@ def register_family(
     cdf_and_grads: Optional[CdfGradsFn] = None,
     *,
     description: str = "",
-    aliases: Tuple[str, ...] = (),
+    aliases: "Tuple[str, ...] | Mapping[str, Optional[str]]" = (),
     overwrite: bool = False,
 ) -> CdfFamily:
     r"""Register a cdf family under ``name`` (case-insensitive) and return it.
@@ -292,8 +303,12 @@ def register_family(
             differentiable torch operations. Without ``cdf_and_grads`` autograd supplies the derivatives.
         cdf_and_grads: optional analytic ``(F, dF/dx, dF/dalpha)``; enables the fused, input-only-saving path.
         description: shown by :func:`available_families`. Default: ``""``.
-        aliases: other names for the same family. Default: ``()``.
+        aliases: other names for the family: a tuple of names, or a mapping ``{name: form}`` for names that
+            also imply a form (``{"swish": "gated"}``; ``None`` for none). Default: ``()``.
         overwrite: replace an existing family of that name. Default: ``False``.
+
+    Every registered family is also an activation name for :func:`actadapt.get_activation` and
+    :func:`actadapt.convert`, in each form: ``"<name>_bounded"``, ``"<name>_gated"``, ``"<name>_centred"``.
 
     Example::
 
@@ -306,15 +321,19 @@ def register_family(
         raise TypeError(f"cdf must be a callable F(x, alpha) -> Tensor, got {type(cdf).__name__}")
     if cdf_and_grads is not None and not callable(cdf_and_grads):
         raise TypeError(f"cdf_and_grads must be callable or None, got {type(cdf_and_grads).__name__}")
+    alias_forms = dict(aliases) if isinstance(aliases, Mapping) else dict.fromkeys(aliases)
+    for form in alias_forms.values():
+        if form is not None:
+            check_form(form)
     key = name.lower()
-    for k in (key, *(a.lower() for a in aliases)):
+    for k in (key, *(a.lower() for a in alias_forms)):
         if not overwrite and (k in _REGISTRY or k in _ALIASES):
             raise ValueError(f"cdf family {k!r} is already registered; pass overwrite=True to replace it")
     family = CdfFamily(key, cdf, cdf_and_grads, description)
     _REGISTRY[key] = family
     _ALIASES.pop(key, None)
-    for alias in aliases:
-        _ALIASES[alias.lower()] = key
+    for alias, form in alias_forms.items():
+        _ALIASES[alias.lower()] = (key, form)
     return family
 
 
@@ -323,8 +342,25 @@ def available_families() -> dict[str, str]:
     return {name: fam.description for name, fam in sorted(_REGISTRY.items())}
 
 
+def family_aliases() -> dict[str, Tuple[str, Optional[str]]]:
+    """Every alias mapped to ``(family name, implied form or None)``, e.g. ``{"swish": ("logistic", "gated")}``."""
+    return dict(sorted(_ALIASES.items()))
+
+
+def _unknown(family: str) -> ValueError:
+    return ValueError(
+        f"unknown cdf family {family!r}; valid families: {', '.join(sorted(_REGISTRY))}; aliases: "
+        f"{', '.join(sorted(_ALIASES))} (an activation name such as 'relu' or 'swish' names the family of its "
+        "adaptive version; see actadapt.available_activations())"
+    )
+
+
 def get_family(family: "str | CdfFamily") -> CdfFamily:
     """Look up a family by name or alias (case-insensitive); a :class:`CdfFamily` passes through.
+
+    Aliases include the names of the adaptive activations built on a family: ``"relu"``/``"arelu"`` give the
+    exponential family (adaptive ReLU is its gated form), ``"swish"``/``"silu"`` the logistic one,
+    ``"agumb"`` the Gumbel one, ``"gelu"`` the normal one. :func:`implied_form` says which form they imply.
 
     Raises:
         ValueError: for an unknown name, listing the valid ones.
@@ -334,15 +370,42 @@ def get_family(family: "str | CdfFamily") -> CdfFamily:
     if not isinstance(family, str):
         raise TypeError(f"family must be a name or a CdfFamily, got {type(family).__name__}")
     key = family.lower()
-    key = _ALIASES.get(key, key)
+    if key in _ALIASES:
+        key = _ALIASES[key][0]
     if key not in _REGISTRY:
-        valid = ", ".join(sorted([*_REGISTRY, *_ALIASES]))
-        raise ValueError(f"unknown cdf family {family!r}; valid families: {valid}")
+        raise _unknown(family)
     return _REGISTRY[key]
 
 
+def implied_form(family: "str | CdfFamily") -> Optional[str]:
+    """The form an alias implies (``"gated"`` for ``"relu"`` and ``"swish"``), else ``None``."""
+    if isinstance(family, str):
+        entry = _ALIASES.get(family.lower())
+        if entry is not None:
+            return entry[1]
+    return None
+
+
+def resolve_form(family: "str | CdfFamily", form: Optional[str]) -> str:
+    """The form to use for ``family``: ``form`` if given, else the one the name implies, else ``"bounded"``.
+
+    Raises:
+        ValueError: for an unknown form, or a form that contradicts the name (``("swish", "bounded")``).
+    """
+    implied = implied_form(family)
+    if form is None:
+        return implied or "bounded"
+    check_form(form)
+    if implied is not None and form != implied:
+        base = get_family(family).name
+        raise ValueError(
+            f"{family!r} is the {implied} form of the {base!r} family; for the {form} form name the family {base!r}"
+        )
+    return form
+
+
 def check_form(form: str) -> str:
-    """Validate a form name ('bounded' or 'gated'), failing with the valid choices."""
+    """Validate a form name ('bounded', 'gated' or 'centred'), failing with the valid choices."""
     if form not in FORMS:
         raise ValueError(f"unknown form {form!r}; valid forms: {', '.join(FORMS)}")
     return form
@@ -351,22 +414,23 @@ def check_form(form: str) -> str:
 register_family(
     "gumbel", gumbel_cdf, gumbel_cdf_and_grads,
     description="Box-Cox-Gumbel, eq. 1: 1 - (1 + alpha e^x)^(-1/alpha); alpha=1 sigmoid, alpha->0 Gumbel",
-    aliases=("box-cox-gumbel", "boxcox_gumbel", "agumb"),
+    aliases={"box-cox-gumbel": None, "boxcox_gumbel": None, "agumb": "bounded", "adaptive_gumbel": "bounded",
+             "tanh": "centred", "adaptive_tanh": "centred"},
 )
 register_family(
     "exponential", exponential_cdf, exponential_cdf_and_grads,
     description="exponential, eq. 2: (1 - e^(-alpha x)) 1{x>0}; gated = adaptive ReLU",
-    aliases=("exp",),
+    aliases={"exp": None, "relu": "gated", "arelu": "gated", "adaptive_relu": "gated"},
 )
 register_family(
     "logistic", logistic_cdf, logistic_cdf_and_grads,
     description="logistic, eq. 3: sigmoid(alpha x); gated = Swish, alpha=1 SiLU",
-    aliases=("sigmoid",),
+    aliases={"sigmoid": None, "swish": "gated", "silu": "gated", "aswish": "gated", "adaptive_swish": "gated"},
 )
 register_family(
     "normal", normal_cdf, normal_cdf_and_grads,
     description="normal: Phi(alpha x); gated with alpha=1 = GELU",
-    aliases=("gaussian", "gelu"),
+    aliases={"gaussian": None, "gelu": "gated"},
 )
 register_family(
     "laplace", laplace_cdf, laplace_cdf_and_grads,

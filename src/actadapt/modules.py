@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from torch.nn.modules.lazy import LazyModuleMixin
 from torch.nn.parameter import UninitializedBuffer, UninitializedParameter, is_lazy
 
-from .families import CdfFamily, check_form, get_family
+from .families import CdfFamily, get_family, resolve_form
 from .functional import adaptive_activation
 
 __all__ = [
@@ -28,11 +28,13 @@ __all__ = [
     "AdaptiveGumbel",
     "AdaptiveReLU",
     "AdaptiveSwish",
+    "AdaptiveTanh",
     "PARAMETRIZATIONS",
     "LazyAdaptiveActivation",
     "LazyAdaptiveGumbel",
     "LazyAdaptiveReLU",
     "LazyAdaptiveSwish",
+    "LazyAdaptiveTanh",
 ]
 
 PARAMETRIZATIONS = ("exp", "softplus")
@@ -49,34 +51,81 @@ def _rho_from_alpha(alpha: float, parametrization: str) -> float:
     return alpha + math.log(-math.expm1(-alpha))
 
 
+def _alpha_from_rho(rho: Tensor, parametrization: str) -> Tensor:
+    r""":math:`\alpha = g(\rho)`: ``exp`` (the paper's choice) or ``softplus``."""
+    return torch.exp(rho) if parametrization == "exp" else F.softplus(rho)
+
+
+def _check_init(init, parametrization: str) -> float:
+    try:
+        init_f = float(init)
+    except (TypeError, ValueError):
+        raise TypeError(f"init must be a positive float, got {init!r}") from None
+    if not (math.isfinite(init_f) and init_f > 0.0):
+        raise ValueError(f"init is the initial alpha and must be finite and > 0, got {init!r}")
+    if parametrization not in PARAMETRIZATIONS:
+        raise ValueError(
+            f"unknown parametrization {parametrization!r}; valid parametrizations: {', '.join(PARAMETRIZATIONS)}"
+        )
+    return init_f
+
+
+def _rho_tensor(init: float, parametrization: str, dtype: torch.dtype) -> Tensor:
+    """``rho`` for ``alpha = init`` as a 0-d tensor of ``dtype``, checked: ``g(rho)`` must be finite and > 0 there.
+
+    ``init = 1e308`` gives ``alpha = inf`` in float32 (every output NaN), ``init = 1e-320`` gives 0: both are
+    refused here with the range that ``dtype`` can hold, instead of failing later.
+    """
+    rho = torch.tensor(_rho_from_alpha(init, parametrization), dtype=torch.float64).to(dtype)  # inf on overflow
+    alpha = _alpha_from_rho(rho, parametrization)
+    if not (torch.isfinite(rho) and torch.isfinite(alpha) and alpha > 0):
+        info = torch.finfo(dtype)
+        raise ValueError(
+            f"init={init!r} is not a finite, positive alpha in {dtype} after the {parametrization!r} "
+            f"parametrization (alpha would be {alpha.item()!r}); use an init between {info.tiny:.3g} and "
+            f"{info.max:.3g}, or a wider dtype"
+        )
+    return rho
+
+
 class AdaptiveActivation(nn.Module):
-    r"""An adaptive activation: the cdf :math:`F_\alpha` of a family, in bounded or gated form, with a
-    trainable shape :math:`\alpha > 0` per neuron/channel (or one shared).
+    r"""An adaptive activation: the cdf :math:`F_\alpha` of a family, in bounded, gated or centred form, with
+    a trainable shape :math:`\alpha > 0` per neuron/channel (or one shared).
 
     .. math::
-        \text{bounded: } \sigma_\alpha(x) = F_\alpha(x), \qquad \text{gated: } \sigma_\alpha(x) = x\,F_\alpha(x),
-        \qquad \alpha = \exp(\rho) \ \text{or}\ \mathrm{softplus}(\rho)
+        \text{bounded: } F_\alpha(x), \qquad \text{gated: } x\,F_\alpha(x), \qquad
+        \text{centred: } 2F_\alpha(2x) - 1, \qquad \alpha = \exp(\rho) \ \text{or}\ \mathrm{softplus}(\rho)
 
     The trained parameter is the unconstrained :math:`\rho` (PAPER.md §1: train :math:`\rho` with
     :math:`\alpha = e^\rho`, so alpha stays positive).
 
     Args:
-        family (str or CdfFamily): a registered cdf family, see :func:`actadapt.available_families`.
-            Default: ``"gumbel"``
-        form (str): ``"bounded"`` (:math:`F_\alpha(x)`) or ``"gated"`` (:math:`x F_\alpha(x)`).
-            Default: ``"bounded"``
+        family (str or CdfFamily): a registered cdf family or alias, see :func:`actadapt.available_families`.
+            Activation names name the family of their adaptive version and imply its form: ``"relu"`` is the
+            gated exponential family, ``"swish"``/``"silu"`` the gated logistic one, ``"gelu"`` the gated
+            normal one. Default: ``"gumbel"``
+        form (str or None): ``"bounded"``, ``"gated"`` or ``"centred"``; ``None`` takes the form the name
+            implies, else ``"bounded"``. Default: ``None``
         num_parameters (int or None): 1 shares one alpha over the whole input; ``n`` gives one alpha per
             neuron/channel along ``dim``; ``None`` infers ``n`` from the first input (lazy module).
             Default: ``1``
+        init (float): the initial alpha, ``> 0``; it must stay finite and positive in ``dtype`` after the
+            parametrization. Default: ``1.0``
         dim (int): the input axis that carries the neurons/channels; negative counts from the end.
             Ignored when ``num_parameters == 1``. Default: ``1``
-        init (float): the initial alpha, ``> 0``. Default: ``1.0``
         parametrization (str): ``"exp"`` (:math:`\alpha = e^\rho`) or ``"softplus"``
             (:math:`\alpha = \log(1 + e^\rho)`). Default: ``"exp"``
         trainable (bool): if ``False``, ``rho`` is a buffer (saved in the ``state_dict``, not trained).
             Default: ``True``
+        max_value (float or None): clamp the output from above, as ReLU6 clamps ReLU at 6:
+            :math:`\min(\sigma_\alpha(x), m)`. Default: ``None`` (no clamp)
+        inplace (bool): accepted so that the class can stand in as a timm/torchvision ``act_layer``, which
+            is called with ``inplace=True``; the output is always a new tensor. Default: ``False``
         device: device of ``rho``. Default: ``None``
         dtype: dtype of ``rho``. Default: ``None``
+
+    ``num_parameters`` and ``init`` are the first two arguments of the named classes, as in
+    ``nn.PReLU(num_parameters, init)``: ``AdaptiveReLU(64, 100.0)``. The other arguments are keywords.
 
     Shape:
         - Input: :math:`(*)`, any shape. With ``num_parameters = n > 1`` the axis ``dim`` must have size
@@ -110,42 +159,40 @@ class AdaptiveActivation(nn.Module):
     def __init__(
         self,
         family: Union[str, CdfFamily] = "gumbel",
-        form: str = "bounded",
+        form: Optional[str] = None,
         num_parameters: Optional[int] = 1,
-        dim: int = 1,
         init: float = 1.0,
+        *,
+        dim: int = 1,
         parametrization: str = "exp",
         trainable: bool = True,
+        max_value: Optional[float] = None,
+        inplace: bool = False,
         device=None,
         dtype=None,
     ) -> None:
         factory_kwargs = {"device": device, "dtype": dtype}
         super().__init__()
         fam = get_family(family)  # fails with the list of valid families
+        self.form = resolve_form(family, form)
         # Keep the canonical name (picklable, resolves aliases); a CdfFamily object is kept as given.
         self.family: Union[str, CdfFamily] = fam.name if isinstance(family, str) else fam
-        self.form = check_form(form)
         if num_parameters is not None and (
             isinstance(num_parameters, bool) or not isinstance(num_parameters, int) or num_parameters < 1
         ):
             raise ValueError(f"num_parameters must be a positive int or None (lazy), got {num_parameters!r}")
         if isinstance(dim, bool) or not isinstance(dim, int):
             raise TypeError(f"dim must be an int, got {type(dim).__name__}")
-        try:
-            init_f = float(init)
-        except (TypeError, ValueError):
-            raise TypeError(f"init must be a positive float, got {init!r}") from None
-        if not (math.isfinite(init_f) and init_f > 0.0):
-            raise ValueError(f"init is the initial alpha and must be finite and > 0, got {init!r}")
-        if parametrization not in PARAMETRIZATIONS:
-            raise ValueError(
-                f"unknown parametrization {parametrization!r}; valid parametrizations: {', '.join(PARAMETRIZATIONS)}"
-            )
+        init_f = _check_init(init, parametrization)
+        _rho_tensor(init_f, parametrization, dtype or torch.get_default_dtype())  # fail now, not at first forward
         self.num_parameters = num_parameters
         self.dim = dim
         self.init = init_f
         self.parametrization = parametrization
         self.trainable = bool(trainable)
+        if max_value is not None and not math.isfinite(float(max_value)):
+            raise ValueError(f"max_value must be a finite number or None, got {max_value!r}")
+        self.max_value = None if max_value is None else float(max_value)
 
         if num_parameters is None:
             rho: Tensor = UninitializedParameter(**factory_kwargs) if self.trainable else UninitializedBuffer(**factory_kwargs)
@@ -167,11 +214,15 @@ class AdaptiveActivation(nn.Module):
 
     # ------------------------------------------------------------------------------------ parameters
     def reset_parameters(self) -> None:
-        r"""Fill ``rho`` so that ``alpha == init`` (to rounding). A no-op while the module is lazy."""
+        r"""Fill ``rho`` so that ``alpha == init`` (to rounding). A no-op while the module is lazy.
+
+        Raises:
+            ValueError: if ``init`` is not a finite, positive alpha in ``rho``'s dtype.
+        """
         if is_lazy(self.rho):
             return
         with torch.no_grad():
-            self.rho.fill_(_rho_from_alpha(self.init, self.parametrization))
+            self.rho.copy_(_rho_tensor(self.init, self.parametrization, self.rho.dtype).expand_as(self.rho))
 
     @property
     def alpha(self) -> Tensor:
@@ -186,9 +237,7 @@ class AdaptiveActivation(nn.Module):
     def _alpha(self) -> Tensor:
         # No lazy check here: forward runs after the lazy pre-hook, and torch.compile(fullgraph=True) cannot
         # trace is_lazy().
-        if self.parametrization == "exp":
-            return torch.exp(self.rho)
-        return F.softplus(self.rho)
+        return _alpha_from_rho(self.rho, self.parametrization)
 
     def _initialize_lazy(self, input: Tensor, *args, **kwargs) -> None:
         """Size ``rho`` from the first input (called by ``LazyModuleMixin``'s forward pre-hook)."""
@@ -227,16 +276,24 @@ class AdaptiveActivation(nn.Module):
             return alpha.reshape(())  # shared: broadcasts to any input
         axis = self._axis(input)
         if input.shape[axis] != n:
+            site = getattr(self, "_converted_from", None)
+            hint = (
+                f"; this module replaced {site!r}: if that module is called at several places with different "
+                "widths, convert(model, example_inputs=...) gives each call site its own alphas"
+                if site is not None
+                else ", or set dim= to the neuron/channel axis"
+            )
             raise ValueError(
                 f"{self._get_name()} has num_parameters={n} alphas along dim={self.dim}, but the input of shape "
                 f"{tuple(input.shape)} has size {input.shape[axis]} on that axis (dim {axis}); "
-                f"expected size {n} there, or set dim= to the neuron/channel axis"
+                f"expected size {n} there{hint}"
             )
         # (n, 1, ..., 1): broadcasts against the trailing axes after `axis`  # (C, 1, 1) for (N, C, H, W)
         return alpha.reshape((n,) + (1,) * (input.dim() - axis - 1))
 
     def forward(self, input: Tensor) -> Tensor:
-        return adaptive_activation(input, self._alpha_view(self._alpha(), input), self.family, self.form)
+        out = adaptive_activation(input, self._alpha_view(self._alpha(), input), self.family, self.form)
+        return out if self.max_value is None else torch.clamp(out, max=self.max_value)
 
     def extra_repr(self) -> str:
         parts = []
@@ -249,148 +306,121 @@ class AdaptiveActivation(nn.Module):
         parts.append(f"init={self.init}")
         if self.parametrization != "exp":
             parts.append(f"parametrization={self.parametrization!r}")
+        if self.max_value is not None:
+            parts.append(f"max_value={self.max_value}")
         if not self.trainable:
             parts.append("trainable=False")
         return ", ".join(parts)
 
 
-class AdaptiveGumbel(AdaptiveActivation):
-    r"""Adaptive Gumbel (eq. 1), bounded, with trainable :math:`\alpha > 0` per neuron/channel:
+class _NamedAdaptive(AdaptiveActivation):
+    """An :class:`AdaptiveActivation` with its family and form fixed by the class (``_FAMILY``, ``_FORM``)."""
+
+    _show_family = False
+    _FAMILY = "gumbel"
+    _FORM = "bounded"
+
+    def __init__(
+        self,
+        num_parameters: Optional[int] = 1,
+        init: float = 1.0,
+        *,
+        dim: int = 1,
+        parametrization: str = "exp",
+        trainable: bool = True,
+        max_value: Optional[float] = None,
+        inplace: bool = False,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__(
+            self._FAMILY, self._FORM, num_parameters, init, dim=dim, parametrization=parametrization,
+            trainable=trainable, max_value=max_value, device=device, dtype=dtype,
+        )
+
+
+_NAMED_ARGS = r"""
+    Args:
+        num_parameters (int or None): 1 shared, ``n`` per neuron/channel along ``dim``, ``None`` lazy
+            (inferred at the first forward). Default: ``1``
+        init (float): the initial alpha, ``> 0`` (finite and positive in ``dtype`` after the
+            parametrization). Default: ``1.0``
+        dim (int): the axis carrying the neurons/channels (keyword). Default: ``1``
+        parametrization (str): ``"exp"`` or ``"softplus"``. Default: ``"exp"``
+        trainable (bool): ``False`` stores ``rho`` as a buffer. Default: ``True``
+        max_value (float or None): clamp the output from above (6 for ReLU6). Default: ``None``
+        inplace (bool): ignored (for use as a timm/torchvision ``act_layer``). Default: ``False``
+        device: device of ``rho``. Default: ``None``
+        dtype: dtype of ``rho``. Default: ``None``
+
+    Shape:
+        - Input: :math:`(*)`; with ``num_parameters = n > 1``, size ``n`` on ``dim`` (dim 1 of
+          :math:`(N, C, *)`, ``dim=-1`` for :math:`(N, L, C)`).
+        - Output: :math:`(*)`, same shape as the input.
+
+    Attributes:
+        rho (Tensor): raw parameter, shape ``(num_parameters,)``.
+        alpha (Tensor): ``exp(rho)`` (or ``softplus(rho)``).
+"""
+
+
+class AdaptiveGumbel(_NamedAdaptive):
+    __doc__ = r"""Adaptive Gumbel (eq. 1), bounded, with trainable :math:`\alpha > 0` per neuron/channel:
 
     .. math::
         \sigma_\alpha(x) = 1 - (1 + \alpha e^x)^{-1/\alpha}
 
     ``init=1`` starts as the logistic sigmoid; :math:`\alpha \to 0` approaches the Gumbel cdf
     :math:`1 - \exp(-e^x)`. The paper recommends it for fully connected layers.
-
-    Args:
-        num_parameters (int or None): 1 shared, ``n`` per neuron/channel along ``dim``, ``None`` lazy
-            (inferred at the first forward). Default: ``1``
-        dim (int): the axis carrying the neurons/channels. Default: ``1``
-        init (float): the initial alpha, ``> 0``. Default: ``1.0``
-        parametrization (str): ``"exp"`` or ``"softplus"``. Default: ``"exp"``
-        trainable (bool): ``False`` stores ``rho`` as a buffer. Default: ``True``
-        device: device of ``rho``. Default: ``None``
-        dtype: dtype of ``rho``. Default: ``None``
-
-    Shape:
-        - Input: :math:`(*)`; with ``num_parameters = n > 1``, size ``n`` on ``dim`` (dim 1 of
-          :math:`(N, C, *)`).
-        - Output: :math:`(*)`, same shape as the input.
-
-    Attributes:
-        rho (Tensor): raw parameter, shape ``(num_parameters,)``.
-        alpha (Tensor): ``exp(rho)`` (or ``softplus(rho)``).
-
+""" + _NAMED_ARGS + r"""
     Example::
 
         >>> import torch
         >>> from actadapt import AdaptiveGumbel
-        >>> m = AdaptiveGumbel(num_parameters=3)
+        >>> m = AdaptiveGumbel(3)
         >>> x = torch.randn(4, 3)
         >>> torch.allclose(m(x), torch.sigmoid(x), atol=1e-6)
         True
     """
 
-    _show_family = False
-
-    def __init__(
-        self,
-        num_parameters: Optional[int] = 1,
-        dim: int = 1,
-        init: float = 1.0,
-        parametrization: str = "exp",
-        trainable: bool = True,
-        device=None,
-        dtype=None,
-    ) -> None:
-        super().__init__("gumbel", "bounded", num_parameters, dim, init, parametrization, trainable, device, dtype)
+    _FAMILY, _FORM = "gumbel", "bounded"
 
 
-class AdaptiveReLU(AdaptiveActivation):
-    r"""Adaptive ReLU (eq. 2), gated exponential cdf, with trainable :math:`\alpha > 0` per neuron/channel:
+class AdaptiveReLU(_NamedAdaptive):
+    __doc__ = r"""Adaptive ReLU (eq. 2), gated exponential cdf, with trainable :math:`\alpha > 0` per neuron/channel:
 
     .. math::
         \sigma_\alpha(x) = x\,(1 - e^{-\alpha x})\ \text{for}\ x > 0, \qquad 0\ \text{otherwise}
 
-    :math:`\alpha \to \infty` recovers ReLU; ``init=1`` starts as :math:`x(1 - e^{-x})`. The paper recommends
-    it for convolutional layers.
-
-    Args:
-        num_parameters (int or None): 1 shared, ``n`` per neuron/channel along ``dim``, ``None`` lazy
-            (inferred at the first forward). Default: ``1``
-        dim (int): the axis carrying the neurons/channels. Default: ``1``
-        init (float): the initial alpha, ``> 0``. Default: ``1.0``
-        parametrization (str): ``"exp"`` or ``"softplus"``. Default: ``"exp"``
-        trainable (bool): ``False`` stores ``rho`` as a buffer. Default: ``True``
-        device: device of ``rho``. Default: ``None``
-        dtype: dtype of ``rho``. Default: ``None``
-
-    Shape:
-        - Input: :math:`(*)`; with ``num_parameters = n > 1``, size ``n`` on ``dim`` (dim 1 of
-          :math:`(N, C, H, W)`).
-        - Output: :math:`(*)`, same shape as the input.
-
-    Attributes:
-        rho (Tensor): raw parameter, shape ``(num_parameters,)``.
-        alpha (Tensor): ``exp(rho)`` (or ``softplus(rho)``).
-
+    :math:`\alpha \to \infty` recovers ReLU (the largest difference is :math:`1/(\alpha e)`, at
+    :math:`x = 1/\alpha`); ``init=1`` starts as :math:`x(1 - e^{-x})`. The paper recommends it for
+    convolutional layers.
+""" + _NAMED_ARGS + r"""
     Example::
 
         >>> import torch
         >>> from actadapt import AdaptiveReLU
-        >>> m = AdaptiveReLU(num_parameters=8)   # per channel of (N, 8, H, W)
+        >>> m = AdaptiveReLU(8, 100.0)   # per channel of (N, 8, H, W), close to ReLU
         >>> m(torch.randn(2, 8, 5, 5)).shape
         torch.Size([2, 8, 5, 5])
     """
 
-    _show_family = False
-
-    def __init__(
-        self,
-        num_parameters: Optional[int] = 1,
-        dim: int = 1,
-        init: float = 1.0,
-        parametrization: str = "exp",
-        trainable: bool = True,
-        device=None,
-        dtype=None,
-    ) -> None:
-        super().__init__("exponential", "gated", num_parameters, dim, init, parametrization, trainable, device, dtype)
+    _FAMILY, _FORM = "exponential", "gated"
 
 
-class AdaptiveSwish(AdaptiveActivation):
-    r"""Swish (eq. 3), gated logistic cdf, with trainable :math:`\alpha > 0` per neuron/channel:
+class AdaptiveSwish(_NamedAdaptive):
+    __doc__ = r"""Swish (eq. 3), gated logistic cdf, with trainable :math:`\alpha > 0` per neuron/channel:
 
     .. math::
         \sigma_\alpha(x) = x\,\mathrm{sigmoid}(\alpha x)
 
     ``init=1`` starts as SiLU.
-
-    Args:
-        num_parameters (int or None): 1 shared, ``n`` per neuron/channel along ``dim``, ``None`` lazy
-            (inferred at the first forward). Default: ``1``
-        dim (int): the axis carrying the neurons/channels. Default: ``1``
-        init (float): the initial alpha, ``> 0``. Default: ``1.0``
-        parametrization (str): ``"exp"`` or ``"softplus"``. Default: ``"exp"``
-        trainable (bool): ``False`` stores ``rho`` as a buffer. Default: ``True``
-        device: device of ``rho``. Default: ``None``
-        dtype: dtype of ``rho``. Default: ``None``
-
-    Shape:
-        - Input: :math:`(*)`; with ``num_parameters = n > 1``, size ``n`` on ``dim`` (``dim=-1`` for
-          :math:`(N, L, C)`).
-        - Output: :math:`(*)`, same shape as the input.
-
-    Attributes:
-        rho (Tensor): raw parameter, shape ``(num_parameters,)``.
-        alpha (Tensor): ``exp(rho)`` (or ``softplus(rho)``).
-
+""" + _NAMED_ARGS + r"""
     Example::
 
         >>> import torch
         >>> from actadapt import AdaptiveSwish
-        >>> m = AdaptiveSwish(num_parameters=None, dim=-1)   # lazy: size read from the first input
+        >>> m = AdaptiveSwish(None, dim=-1)   # lazy: size read from the first input
         >>> x = torch.randn(2, 7, 16)
         >>> torch.allclose(m(x), torch.nn.functional.silu(x), atol=1e-6)
         True
@@ -398,19 +428,29 @@ class AdaptiveSwish(AdaptiveActivation):
         torch.Size([16])
     """
 
-    _show_family = False
+    _FAMILY, _FORM = "logistic", "gated"
 
-    def __init__(
-        self,
-        num_parameters: Optional[int] = 1,
-        dim: int = 1,
-        init: float = 1.0,
-        parametrization: str = "exp",
-        trainable: bool = True,
-        device=None,
-        dtype=None,
-    ) -> None:
-        super().__init__("logistic", "gated", num_parameters, dim, init, parametrization, trainable, device, dtype)
+
+class AdaptiveTanh(_NamedAdaptive):
+    __doc__ = r"""Adaptive tanh: the adaptive Gumbel (eq. 1) in the centred form, range :math:`(-1, 1)`:
+
+    .. math::
+        \sigma_\alpha(x) = 2\,F_\alpha(2x) - 1 = 1 - 2\,(1 + \alpha e^{2x})^{-1/\alpha}
+
+    ``init=1`` starts as ``tanh`` exactly; other alphas bend it asymmetrically, as eq. 1 bends the sigmoid.
+    :func:`actadapt.convert` puts it in place of ``tanh``.
+""" + _NAMED_ARGS + r"""
+    Example::
+
+        >>> import torch
+        >>> from actadapt import AdaptiveTanh
+        >>> m = AdaptiveTanh(3)
+        >>> x = torch.randn(4, 3)
+        >>> torch.allclose(m(x), torch.tanh(x), atol=1e-6)
+        True
+    """
+
+    _FAMILY, _FORM = "gumbel", "centred"
 
 
 # ---------------------------------------------------------------------------------------- lazy twins
@@ -446,3 +486,4 @@ LazyAdaptiveActivation = _make_lazy(AdaptiveActivation)
 LazyAdaptiveGumbel = _make_lazy(AdaptiveGumbel)
 LazyAdaptiveReLU = _make_lazy(AdaptiveReLU)
 LazyAdaptiveSwish = _make_lazy(AdaptiveSwish)
+LazyAdaptiveTanh = _make_lazy(AdaptiveTanh)

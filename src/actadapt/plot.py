@@ -57,7 +57,7 @@ def plot_learned_curves(
 
     Args:
         alphas: per-neuron alphas (a tensor or sequence), or an adaptive-activation module with ``.alpha``
-            (its ``.family`` and ``.form`` are used unless given).
+            (its ``.family``, ``.form`` and output clamp ``.max_value`` are used unless given).
         family: cdf family name, e.g. ``"gumbel"`` (AGumb) or ``"exponential"`` (AReLU). Default: the module's.
         form: ``"bounded"`` or ``"gated"``. Default: the module's.
         x_range: the x interval drawn. Default: ``(-5, 5)``.
@@ -78,6 +78,7 @@ def plot_learned_curves(
 
     family = family if family is not None else getattr(alphas, "family", None)
     form = form if form is not None else getattr(alphas, "form", None)
+    max_value = getattr(alphas, "max_value", None)  # a module's output clamp (AReLU for ReLU6)
     if family is None or form is None:
         raise ValueError("plot_learned_curves needs family and form (e.g. 'gumbel', 'bounded'), or a module that has them")
     if getattr(family, "name", None):  # a CdfFamily object
@@ -89,6 +90,8 @@ def plot_learned_curves(
     x = torch.linspace(float(x_range[0]), float(x_range[1]), num, dtype=torch.float64)
     with torch.no_grad():
         y = adaptive_activation(x[:, None], a[None, :], family, form)  # (num, neurons)
+        if max_value is not None:
+            y = y.clamp(max=max_value)
     cmap = ax.figure.colormaps.get_cmap("viridis") if hasattr(ax.figure, "colormaps") else None
     for j in range(a.numel()):
         color = cmap(j / max(1, a.numel() - 1)) if cmap is not None else None
