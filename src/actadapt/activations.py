@@ -247,13 +247,14 @@ class ActivationSpec:
     max_value: Optional[float] = None
     fixed: Optional[FixedActivation] = field(default=None, repr=False)
 
-    def function(self, x: Tensor, alpha: Optional[Tensor] = None) -> Tensor:
-        """The activation as a function of ``x`` (and ``alpha``, which a fixed activation ignores)."""
+    def function(self, x: Tensor, alpha: Optional[Tensor] = None, *, check_alpha: Optional[bool] = None) -> Tensor:
+        """The activation as a function of ``x`` (and ``alpha``, which a fixed activation ignores);
+        ``check_alpha`` as in :func:`actadapt.functional.adaptive_activation`."""
         if not self.adaptive:
             return self.fixed.reference(x)  # type: ignore[union-attr]
         if alpha is None:
             raise TypeError(f"{self.name} is adaptive: function(x, alpha) needs alpha")
-        out = adaptive_activation(x, alpha, self.family, self.form)  # type: ignore[arg-type]
+        out = adaptive_activation(x, alpha, self.family, self.form, check_alpha=check_alpha)  # type: ignore[arg-type]
         return out if self.max_value is None else torch.clamp(out, max=self.max_value)
 
     def __call__(self, **kwargs: Any) -> nn.Module:

@@ -52,7 +52,7 @@ def set_alpha_check(enabled: bool) -> bool:
     return previous
 
 
-def _check_inputs(x: Tensor, alpha: Tensor) -> None:
+def _check_inputs(x: Tensor, alpha: Tensor, check_alpha: "bool | None" = None) -> None:
     if not isinstance(x, Tensor) or not x.is_floating_point():
         raise TypeError(f"x must be a floating-point tensor, got {getattr(x, 'dtype', type(x).__name__)}")
     if not isinstance(alpha, Tensor) or not alpha.is_floating_point():
@@ -61,7 +61,7 @@ def _check_inputs(x: Tensor, alpha: Tensor) -> None:
         )
     if alpha.dim() > x.dim():
         raise ValueError(f"alpha of shape {tuple(alpha.shape)} has more dims than x of shape {tuple(x.shape)}")
-    if _CHECK["alpha"]:
+    if _CHECK["alpha"] if check_alpha is None else check_alpha:
         _check_alpha_values(alpha)
 
 
@@ -86,7 +86,10 @@ def _check_alpha_values(alpha: Tensor) -> None:
     torch._assert_async(ok, f"actadapt: {_BAD_ALPHA}")
 
 
-def adaptive_activation(x: Tensor, alpha: Tensor, family: "str | CdfFamily" = "gumbel", form: str = "bounded") -> Tensor:
+def adaptive_activation(
+    x: Tensor, alpha: Tensor, family: "str | CdfFamily" = "gumbel", form: str = "bounded", *,
+    check_alpha: "bool | None" = None,
+) -> Tensor:
     r"""The general adaptive activation: a cdf :math:`F_\alpha` from :mod:`actadapt.families` in a form.
 
     .. math::
@@ -99,6 +102,9 @@ def adaptive_activation(x: Tensor, alpha: Tensor, family: "str | CdfFamily" = "g
         family: a registered family name (see :func:`actadapt.available_families`) or a
             :class:`~actadapt.families.CdfFamily`. Default: ``"gumbel"``.
         form: ``"bounded"``, ``"gated"`` or ``"centred"``. Default: ``"bounded"``.
+        check_alpha: check alpha's values (see the module notes); ``None`` follows :func:`set_alpha_check`.
+            The modules pass ``False``: their alpha is :math:`g(\rho) > 0` by construction, and a NaN
+            :math:`\rho` is a diverged training run (the loss shows it), not a bad argument. Default: ``None``
 
     Raises:
         ValueError: for an alpha that is negative, inf or NaN (see the module notes for CUDA).
@@ -113,7 +119,7 @@ def adaptive_activation(x: Tensor, alpha: Tensor, family: "str | CdfFamily" = "g
         >>> adaptive_activation(torch.tensor([0.0, 1.0]), torch.tensor(1.0), "normal", "gated")  # GELU
         tensor([0.0000, 0.8413])
     """
-    _check_inputs(x, alpha)
+    _check_inputs(x, alpha, check_alpha)
     fam, form = get_family(family), check_form(form)
     if form == "centred":
         # 2 F(2x) - 1, the bounded form moved to (-1, 1) (tanh(x) = 2 sigmoid(2x) - 1)
@@ -121,7 +127,7 @@ def adaptive_activation(x: Tensor, alpha: Tensor, family: "str | CdfFamily" = "g
     return cdf_activation(x, alpha, fam, form == "gated")
 
 
-def adaptive_gumbel(x: Tensor, alpha: Tensor) -> Tensor:
+def adaptive_gumbel(x: Tensor, alpha: Tensor, *, check_alpha: "bool | None" = None) -> Tensor:
     r"""Adaptive Gumbel (eq. 1), a bounded activation:
 
     .. math::
@@ -142,10 +148,10 @@ def adaptive_gumbel(x: Tensor, alpha: Tensor) -> Tensor:
         >>> torch.allclose(adaptive_gumbel(x, torch.tensor(1.0)), torch.sigmoid(x))
         True
     """
-    return adaptive_activation(x, alpha, "gumbel", "bounded")
+    return adaptive_activation(x, alpha, "gumbel", "bounded", check_alpha=check_alpha)
 
 
-def adaptive_relu(x: Tensor, alpha: Tensor) -> Tensor:
+def adaptive_relu(x: Tensor, alpha: Tensor, *, check_alpha: "bool | None" = None) -> Tensor:
     r"""Adaptive ReLU (eq. 2), a gated activation with the exponential cdf:
 
     .. math::
@@ -160,10 +166,10 @@ def adaptive_relu(x: Tensor, alpha: Tensor) -> Tensor:
         >>> adaptive_relu(torch.tensor([-1.0, 0.0, 1.0]), torch.tensor(1.0))
         tensor([0.0000, 0.0000, 0.6321])
     """
-    return adaptive_activation(x, alpha, "exponential", "gated")
+    return adaptive_activation(x, alpha, "exponential", "gated", check_alpha=check_alpha)
 
 
-def swish(x: Tensor, alpha: Tensor) -> Tensor:
+def swish(x: Tensor, alpha: Tensor, *, check_alpha: "bool | None" = None) -> Tensor:
     r"""Swish (eq. 3), a gated activation with the logistic cdf:
 
     .. math::
@@ -179,10 +185,10 @@ def swish(x: Tensor, alpha: Tensor) -> Tensor:
         >>> torch.allclose(swish(x, torch.tensor(1.0)), torch.nn.functional.silu(x))
         True
     """
-    return adaptive_activation(x, alpha, "logistic", "gated")
+    return adaptive_activation(x, alpha, "logistic", "gated", check_alpha=check_alpha)
 
 
-def adaptive_tanh(x: Tensor, alpha: Tensor) -> Tensor:
+def adaptive_tanh(x: Tensor, alpha: Tensor, *, check_alpha: "bool | None" = None) -> Tensor:
     r"""Adaptive tanh: the adaptive Gumbel (eq. 1) in the centred form, range :math:`(-1, 1)`:
 
     .. math::
@@ -199,4 +205,4 @@ def adaptive_tanh(x: Tensor, alpha: Tensor) -> Tensor:
         >>> torch.allclose(adaptive_tanh(x, torch.tensor(1.0)), torch.tanh(x))
         True
     """
-    return adaptive_activation(x, alpha, "gumbel", "centred")
+    return adaptive_activation(x, alpha, "gumbel", "centred", check_alpha=check_alpha)

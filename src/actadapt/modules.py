@@ -234,6 +234,24 @@ class AdaptiveActivation(nn.Module):
             )
         return self._alpha()
 
+    def _apply(self, fn, recurse: bool = True):
+        # .half(), .to(dtype), ...: a cast can turn a valid alpha into inf or 0 (init=1e6 in float16), so the
+        # cast is where that fails, once, instead of every forward checking alpha's values (as nn.RNNBase
+        # re-checks its weights in _apply).
+        out = super()._apply(fn, recurse)
+        if not is_lazy(self.rho):
+            with torch.no_grad():
+                alpha = _alpha_from_rho(self.rho, self.parametrization)
+                ok = bool(torch.isfinite(alpha).all() and (alpha > 0).all())
+            if not ok:
+                info = torch.finfo(self.rho.dtype)
+                raise ValueError(
+                    f"{self._get_name()}: alpha is not finite and > 0 in {self.rho.dtype} after this cast "
+                    f"(alpha between {info.tiny:.3g} and {info.max:.3g} fits); keep the module in a wider dtype "
+                    "or give it a smaller init"
+                )
+        return out
+
     def _alpha(self) -> Tensor:
         # No lazy check here: forward runs after the lazy pre-hook, and torch.compile(fullgraph=True) cannot
         # trace is_lazy().
@@ -292,7 +310,9 @@ class AdaptiveActivation(nn.Module):
         return alpha.reshape((n,) + (1,) * (input.dim() - axis - 1))
 
     def forward(self, input: Tensor) -> Tensor:
-        out = adaptive_activation(input, self._alpha_view(self._alpha(), input), self.family, self.form)
+        # alpha = g(rho) is positive by construction: no per-call value check (see adaptive_activation)
+        alpha = self._alpha_view(self._alpha(), input)
+        out = adaptive_activation(input, alpha, self.family, self.form, check_alpha=False)
         return out if self.max_value is None else torch.clamp(out, max=self.max_value)
 
     def extra_repr(self) -> str:

@@ -23,6 +23,8 @@ makes no update on the extra steps.
 
 from __future__ import annotations
 
+import functools
+
 import math
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
@@ -45,13 +47,14 @@ __all__ = [
     "lecun_init",
 ]
 
-# name -> f(x, alpha); alpha is ignored by the fixed activations
+# name -> f(x, alpha); alpha is ignored by the fixed activations. alpha = exp(rho) is positive by
+# construction, so no per-call value check: a NaN rho is a diverged student, which the trainer reports.
 STUDENT_ACTIVATIONS: Dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "Sig": lambda x, a: torch.sigmoid(x),
-    "AGumb": adaptive_gumbel,
+    "AGumb": functools.partial(adaptive_gumbel, check_alpha=False),
     "ReLU": lambda x, a: torch.relu(x),
-    "AReLU": adaptive_relu,
-    "Swish": swish,
+    "AReLU": functools.partial(adaptive_relu, check_alpha=False),
+    "Swish": functools.partial(swish, check_alpha=False),
 }
 ADAPTIVE = frozenset({"AGumb", "AReLU", "Swish"})
 
