@@ -173,6 +173,13 @@ def bench_lenet(reps: int) -> None:
         print(f"  {name:<12}{med * 1e3:10.2f}{med / base:9.2f}{best * 1e3:9.2f}{best / base_min:9.2f}")
 
 
+def kernel_capability() -> str:
+    from actadapt.kernels import cpu
+
+    module = cpu.load()
+    return "not built (no C++ compiler?)" if module is None else module.capability
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=15)
@@ -182,6 +189,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, actadapt {actadapt.__version__}")
+    print(f"CPU capability: torch {torch.backends.cpu.get_cpu_capability()}, actadapt kernel {kernel_capability()}")
     bench_shapes(args.reps, args.only)
     if not args.skip_lenet:
         bench_lenet(args.reps * 4)
