@@ -9,7 +9,7 @@ import torch
 
 import actadapt
 from actadapt import _backend
-from actadapt.kernels import cpu
+from actadapt.kernels import cpu, layout
 from actadapt import functional as AF
 
 
@@ -86,4 +86,4 @@ def test_native_build_failure_falls_back_or_raises_when_forced(monkeypatch):
      ((2, 3, 4, 5), (2, 3, 1, 5), (6, 4, 5, 1)), ((4, 5), (4, 1, 5), None), ((4, 1), (1, 5), None)],
 )
 def test_native_layout(x_shape, a_shape, expected):
-    assert cpu.layout(x_shape, a_shape) == expected
+    assert layout.layout(x_shape, a_shape) == expected

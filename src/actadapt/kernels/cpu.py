@@ -10,8 +10,8 @@ name, which carries the capability and a digest of the source, the flags and the
 build is never loaded. If a build fails, the next narrower one is tried; if none can be built (no C++
 compiler, no headers), :func:`load` warns once and returns ``None``, and the reference formulas run instead.
 
-The kernel reads ``x`` in memory order: a channels-last (or any other dense) tensor is walked as it lies, and
-the output keeps the input's strides, as eager elementwise operations do.
+The kernel reads ``x`` in memory order (:mod:`.layout`): a channels-last (or any other dense) tensor is walked
+as it lies, and the output keeps the input's strides, as eager elementwise operations do.
 """
 
 from __future__ import annotations
@@ -22,14 +22,15 @@ import platform
 import threading
 import warnings
 from pathlib import Path
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
 
+from .layout import plan
 from .reference import compute_dtype
 
-__all__ = ["capability", "load", "layout", "forward", "backward"]
+__all__ = ["capability", "load", "forward", "backward"]
 
 SOURCE = Path(__file__).with_name("csrc") / "activations.cpp"
 
@@ -115,97 +116,14 @@ def load() -> Optional[object]:
     return _state["module"]
 
 
-# ------------------------------------------------------------------------------------------- layout
-def _blocks(dims: list[int]) -> list[tuple[int, int]]:
-    """Runs of consecutive axis numbers: [0, 1, 3] -> [(0, 1), (3, 3)]."""
-    runs: list[tuple[int, int]] = []
-    for d in dims:
-        if runs and d == runs[-1][1] + 1:
-            runs[-1] = (runs[-1][0], d)
-        else:
-            runs.append((d, d))
-    return runs
-
-
-def layout(x_shape: Sequence[int], alpha_shape: Sequence[int]) -> Optional[Tuple[int, int, int, int]]:
-    """``(G, M, C, inner)`` for the C++ kernel, or ``None`` when it does not apply.
-
-    ``x`` (contiguous) is read as rows of ``inner`` elements; alpha holds ``G * C`` values and varies along at
-    most two blocks of adjacent axes: one block of size ``C`` (per channel, per feature, ...) and optionally an
-    earlier block of size ``G`` separated from it by axes of total size ``M`` (e.g. alpha of shape
-    ``(models, 1, neurons)`` for a batch of models). Everything else is broadcast.
-    """
-    x_shape, alpha_shape = list(x_shape), list(alpha_shape)
-    if len(alpha_shape) > len(x_shape):
-        return None
-    a_full = [1] * (len(x_shape) - len(alpha_shape)) + alpha_shape
-    if any(a != 1 and a != n for a, n in zip(a_full, x_shape)):
-        return None  # x itself is broadcast (e.g. an outer product): the generic path handles it
-    keep = [i for i, n in enumerate(x_shape) if n != 1]  # size-1 axes of x join any block
-    shape = [x_shape[i] for i in keep]
-    varying = [i for i in range(len(keep)) if a_full[keep[i]] != 1]
-    blocks = _blocks(varying)
-    if len(blocks) > 2:
-        return None
-
-    def size(lo: int, hi: int) -> int:
-        out = 1
-        for n in shape[lo:hi]:
-            out *= n
-        return out
-
-    if not blocks:
-        return 1, 1, 1, size(0, len(shape))
-    c_lo, c_hi = blocks[-1]
-    G, M = 1, 1
-    if len(blocks) == 2:
-        g_lo, g_hi = blocks[0]
-        G, M = size(g_lo, g_hi + 1), size(g_hi + 1, c_lo)
-    return G, M, size(c_lo, c_hi + 1), size(c_hi + 1, len(shape))
-
-
-def memory_order(strides: Sequence[int]) -> list[int]:
-    """The permutation of the axes that lists them outermost first in memory (identity when contiguous)."""
-    return sorted(range(len(strides)), key=lambda d: -strides[d])  # stable: size-1 axes keep their place
-
-
-_plans: dict = {}
-
-
-def plan(shape: Tuple[int, ...], strides: Tuple[int, ...], alpha_shape: Tuple[int, ...]):
-    """``(memory order or None if contiguous, layout)`` for a dense output of these strides, ``None`` if the
-    kernel declines. Cached: the same shapes come back every step."""
-    key = (shape, strides, alpha_shape)
-    if key not in _plans:
-        perm = memory_order(strides)
-        a_full = [1] * (len(shape) - len(alpha_shape)) + list(alpha_shape)
-        lay = layout([shape[d] for d in perm], [a_full[d] for d in perm])
-        if len(_plans) >= 4096:
-            _plans.clear()
-        _plans[key] = None if lay is None else (None if perm == sorted(perm) else perm, lay)
-    return _plans[key]
-
-
-def _in_order(t: Tensor, perm: Optional[list[int]], dtype: torch.dtype) -> Tensor:
-    return (t if perm is None else t.permute(perm)).to(dtype).contiguous()
-
-
-def _alpha_in_order(alpha: Tensor, dim: int, perm: Optional[list[int]], dtype: torch.dtype) -> Tensor:
-    if perm is None:
-        return alpha.to(dtype).contiguous()
-    return _in_order(alpha.reshape([1] * (dim - alpha.dim()) + list(alpha.shape)), perm, dtype)
-
-
 def forward(module, x: Tensor, alpha: Tensor, kind: int) -> Optional[Tensor]:
     """``sigma(x)`` with ``x``'s strides and dtype, or ``None`` when the kernel does not take this layout."""
     dtype = compute_dtype(x, alpha)
     y = torch.empty_like(x, dtype=dtype)  # x's strides when x is dense (channels-last included)
-    found = plan(tuple(y.shape), y.stride(), tuple(alpha.shape))
+    found = plan(y, alpha)
     if found is None:
         return None
-    perm, (G, M, C, inner) = found
-    module.forward_out(_in_order(x, perm, dtype), _alpha_in_order(alpha, x.dim(), perm, dtype),
-                       y if perm is None else y.permute(perm), kind, G, M, C, inner)
+    module.forward_out(found.order(x, dtype), found.alpha(alpha, dtype), found.view(y), kind, *found.layout)
     return y if y.dtype == x.dtype else y.to(x.dtype)
 
 
@@ -213,13 +131,10 @@ def backward(module, grad: Tensor, x: Tensor, alpha: Tensor, kind: int) -> Optio
     """``(grad_x, grad_alpha)`` in the shapes, dtypes (and, for grad_x, strides) of ``x`` and ``alpha``."""
     dtype = compute_dtype(x, alpha)
     gx = torch.empty_like(x, dtype=dtype)
-    found = plan(tuple(gx.shape), gx.stride(), tuple(alpha.shape))
+    found = plan(gx, alpha)
     if found is None:
         return None
-    perm, (G, M, C, inner) = found
-    alpha_k = _alpha_in_order(alpha, x.dim(), perm, dtype)
-    ga = module.backward_out(_in_order(grad, perm, dtype), _in_order(x, perm, dtype), alpha_k,
-                             gx if perm is None else gx.permute(perm), kind, G, M, C, inner)  # (G*C,) in alpha_k's order
-    if perm is not None:
-        ga = ga.reshape(alpha_k.shape).permute(sorted(range(len(perm)), key=perm.__getitem__))
-    return (gx if gx.dtype == x.dtype else gx.to(x.dtype)), ga.reshape(alpha.shape).to(alpha.dtype).contiguous()
+    alpha_k = found.alpha(alpha, dtype)
+    ga = module.backward_out(found.order(grad, dtype), found.order(x, dtype), alpha_k, found.view(gx), kind,
+                             *found.layout)
+    return (gx if gx.dtype == x.dtype else gx.to(x.dtype)), found.alpha_back(ga, alpha_k, alpha)

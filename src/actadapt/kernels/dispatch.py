@@ -97,6 +97,14 @@ def _fall_back(reason: str) -> str:
     return "reference"
 
 
+def _triton_problem(device_type: str) -> Optional[str]:
+    try:
+        from . import gpu
+    except ImportError as err:  # triton is not installed (or broken): say so once, in the caller's words
+        return f"Triton cannot be imported ({err}; `pip install triton`)"
+    return gpu.unavailable(device_type)
+
+
 def implementation(x: Tensor) -> str:
     """``"cpu"``, ``"triton"`` or ``"reference"``: what runs the fused operator on ``x``'s device now."""
     backend = _backend.get_backend()
@@ -113,12 +121,10 @@ def implementation(x: Tensor) -> str:
         return "reference"
     if x.device.type == "cpu" and not triton_interpreted():
         raise RuntimeError("actadapt: backend 'triton' on CPU tensors needs Triton's interpreter: set "
-                           "TRITON_INTERPRET=1 before the first call (or move the tensors to a CUDA device)")
+                           "TRITON_INTERPRET=1 before anything imports triton (or move the tensors to a CUDA device)")
     if x.device.type not in ("cpu", "cuda"):
         return "reference"
-    from . import gpu
-
-    problem = gpu.unavailable()
+    problem = _triton_problem(x.device.type)
     if problem is None:
         return "triton"
     if backend in ("native", "triton"):

@@ -173,7 +173,8 @@ struct Gumbel {
     E = exp_fast<T, kSmallAlpha>(u.abs().neg());
     if constexpr (kSmallAlpha && sizeof(T) == 4) {
       const V x_part = u - p.log_a;
-      const V e = ((p.log_a - (u - x_part)) + (x - x_part)) + p.log_a_lo;  // exact u = u + e (to float)
+      const V e_raw = ((p.log_a - (u - x_part)) + (x - x_part)) + p.log_a_lo;  // exact u = u + e (to float)
+      const V e = select(e_raw == e_raw, e_raw, V(T(0)));  // x = +-inf: inf - inf; u, E and u_pos are right
       const V negative = u < V(T(0));
       E = at::vec::fmadd(E, select(negative, e, e.neg()), E);
       u_pos = u_pos + select(negative, V(T(0)), e);
@@ -278,13 +279,14 @@ struct ExponentialGated {
     const V t = p.a * at::vec::clamp_min(x, V(T(0)));
     return x * exp_parts<true>(t.neg()).em1.neg();
   }
-  // d/dx = F + t e^{-t}; d/dalpha = x (x_+ e^{-t}); both vanish for x <= 0 (t = 0, x_+ = 0). The products are
-  // grouped as in families.exponential_cdf_and_grads, so x = 1e30 gives 0, not 1e60 x 0 = NaN in float.
+  // d/dx = F + x_+ (alpha e^{-t}); d/dalpha = x (x_+ e^{-t}); both vanish for x <= 0 (t = 0, x_+ = 0). The
+  // products are grouped as in families.exponential_cdf_and_grads, so a huge x gives x_+ 0 = 0, not
+  // inf x 0 = NaN (x = 1e30: x x_+ = inf in float; x = 3e38: t = alpha x = inf).
   static inline void backward(const V& g, const V& x, const Alpha<T>& p, V& gx, V& ga) {
     const V x_pos = at::vec::clamp_min(x, V(T(0)));
     const V t = p.a * x_pos;
     const ExpParts<T> ex = exp_parts<true>(t.neg());
-    gx = g * at::vec::fmadd(t, ex.e, ex.em1.neg());
+    gx = g * at::vec::fmadd(x_pos, p.a * ex.e, ex.em1.neg());
     ga = g * x * (x_pos * ex.e);
   }
 };
@@ -307,13 +309,14 @@ struct LogisticGated {
     pair(p.a * x, s, s_neg);
     return x * s;
   }
-  // d/dx = s + t s(t) s(-t); d/dalpha = x (x s(t) s(-t)), grouped so that |x| = 1e30 gives 0, not inf x 0.
+  // d/dx = s + x (alpha s(t) s(-t)); d/dalpha = x (x s(t) s(-t)): grouped as in
+  // families.logistic_cdf_and_grads, so that a huge |x| gives x 0 = 0, not inf x 0 = NaN.
   static inline void backward(const V& g, const V& x, const Alpha<T>& p, V& gx, V& ga) {
     const V t = p.a * x;
     V s, s_neg;
     pair(t, s, s_neg);
     const V density = s * s_neg;
-    gx = g * at::vec::fmadd(t, density, s);
+    gx = g * at::vec::fmadd(x, p.a * density, s);
     ga = g * x * (x * density);
   }
 };
