@@ -207,7 +207,8 @@ def check_float32_dense_random_points(family, form, backend, n=200_000, device="
         judged = scale >= 1e-30
         rel = (g_ - r).abs()[judged] / scale[judged]
         worst = int(rel.argmax())
-        # the contract is 1e-4; the kernel keeps a margin of 2 (measured: <= 2.3e-5) for points not sampled here
+        # the contract is 1e-4; the kernels keep a margin of 2 (measured: <= 2.5e-5 for the C++ kernel, <= 1.9e-5
+        # for Triton on its smaller sample) for points not sampled here
         assert rel.max() <= 5e-5, (f"{family}/{form} {name}: rel err {rel.max():.3g} at "
                                    f"x={x[judged][worst].item()!r}, alpha={a[judged][worst].item()!r}")
 

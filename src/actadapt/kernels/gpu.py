@@ -211,11 +211,10 @@ def _backward_math(g, x, a, log_a, log_a_lo, inv_a, KIND: tl.constexpr, F64: tl.
         e, _ = _exp_parts(-tl.abs(t), False, F64)
         big = 1.0 / (1.0 + e)
         small = e * big
-        positive = t >= 0.0
-        s = tl.where(positive, big, small)
-        density = s * tl.where(positive, small, big)
-        gx = g * tl.fma(x, a * density, s)
-        ga = g * x * (x * density)
+        s = tl.where(t >= 0.0, big, small)
+        q = g * (x * (big * small))  # g x s(t) s(-t)
+        gx = tl.fma(a, q, g * s)
+        ga = x * q
     return gx, ga
 
 

@@ -274,10 +274,11 @@ struct Gumbel {
 template <typename T>
 struct ExponentialGated {
   using V = Vec<T>;
-  // F = 1 - e^{-t}, t = alpha max(x, 0): -expm1(-t), exact to a few ulp for small t too.
+  // F = 1 - e^{-t}, t = alpha max(x, 0): -expm1(-t), exact to a few ulp for small t too (e^{-t} under FLT_MIN
+  // may flush: F is 1 there).
   static inline V forward(const V& x, const Alpha<T>& p) {
     const V t = p.a * at::vec::clamp_min(x, V(T(0)));
-    return x * exp_parts<true>(t.neg()).em1.neg();
+    return x * exp_parts<true, false>(t.neg()).em1.neg();
   }
   // d/dx = F + x_+ (alpha e^{-t}); d/dalpha = x (x_+ e^{-t}); both vanish for x <= 0 (t = 0, x_+ = 0). The
   // products are grouped as in families.exponential_cdf_and_grads, so a huge x gives x_+ 0 = 0, not
@@ -295,29 +296,30 @@ struct ExponentialGated {
 template <typename T>
 struct LogisticGated {
   using V = Vec<T>;
-  // (s(t), s(-t)) from one e = exp(-|t|), as families._sigmoid_pair.
-  static inline void pair(const V& t, V& s, V& s_neg) {
-    const V e = exp_fast<T>(t.abs().neg());
+  // s(t) and s(t) s(-t) from one e = exp(-|t|), as families._sigmoid_pair: with big = 1/(1 + e) and
+  // small = e big, s(t) is big for t >= 0 else small, and s(t) s(-t) = big small either way. The forward lets e
+  // flush under FLT_MIN (then |x s| <= 1e4 x 1.2e-38, under the contract's absolute 1e-34); the backward's
+  // x^2 s(t) s(-t) needs the gradual underflow.
+  template <bool kGradual>
+  static inline V sigmoid(const V& t, V& density) {
+    const V e = exp_fast<T, kGradual>(t.abs().neg());
     const V big = V(T(1)) / (V(T(1)) + e);
     const V small = e * big;
-    const V positive = t >= V(T(0));
-    s = select(positive, big, small);
-    s_neg = select(positive, small, big);
+    density = big * small;
+    return select(t >= V(T(0)), big, small);
   }
   static inline V forward(const V& x, const Alpha<T>& p) {
-    V s, s_neg;
-    pair(p.a * x, s, s_neg);
-    return x * s;
+    V density;
+    return x * sigmoid<false>(p.a * x, density);
   }
-  // d/dx = s + x (alpha s(t) s(-t)); d/dalpha = x (x s(t) s(-t)): grouped as in
+  // d/dx = s + alpha q / g and d/dalpha = x q / g with q = g (x s(t) s(-t)): grouped as in
   // families.logistic_cdf_and_grads, so that a huge |x| gives x 0 = 0, not inf x 0 = NaN.
   static inline void backward(const V& g, const V& x, const Alpha<T>& p, V& gx, V& ga) {
-    const V t = p.a * x;
-    V s, s_neg;
-    pair(t, s, s_neg);
-    const V density = s * s_neg;
-    gx = g * at::vec::fmadd(x, p.a * density, s);
-    ga = g * x * (x * density);
+    V density;
+    const V s = sigmoid<true>(p.a * x, density);
+    const V q = g * (x * density);
+    gx = at::vec::fmadd(p.a, q, g * s);
+    ga = x * q;
   }
 };
 
