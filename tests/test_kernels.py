@@ -12,6 +12,7 @@ import platform
 import subprocess
 import sys
 import warnings
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -326,26 +327,26 @@ def test_contract_with_aten_cpu_capability(capability):
 
 
 # ------------------------------------------------------------------------------------------ fallbacks
-def test_triton_backend_on_cpu_needs_the_interpreter(monkeypatch):
-    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+@pytest.fixture
+def triton_forced():
+    previous = actadapt.get_backend()
     actadapt.set_backend("triton")
-    try:
-        with pytest.raises(RuntimeError, match="TRITON_INTERPRET=1"):
-            AF.swish(torch.randn(3), torch.ones(()))
-    finally:
-        actadapt.set_backend("eager")
+    yield
+    actadapt.set_backend(previous)
 
 
-def test_missing_triton_fails_clearly_when_forced(monkeypatch):
+def test_triton_backend_on_cpu_needs_the_interpreter(monkeypatch, triton_forced):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    with pytest.raises(RuntimeError, match="TRITON_INTERPRET=1"):
+        AF.swish(torch.randn(3), torch.ones(()))
+
+
+def test_missing_triton_fails_clearly_when_forced(monkeypatch, triton_forced):
     monkeypatch.setenv("TRITON_INTERPRET", "1")
     monkeypatch.setitem(sys.modules, "actadapt.kernels.gpu", None)  # import fails as if triton were missing
     monkeypatch.delattr(actadapt.kernels, "gpu", raising=False)
-    actadapt.set_backend("triton")
-    try:
-        with pytest.raises(RuntimeError, match="backend 'triton' needs Triton.*cannot be imported"):
-            AF.swish(torch.randn(3), torch.ones(()))
-    finally:
-        actadapt.set_backend("eager")
+    with pytest.raises(RuntimeError, match="backend 'triton' needs Triton.*cannot be imported"):
+        AF.swish(torch.randn(3), torch.ones(()))
 
 
 def test_reference_fallback_warns_once(monkeypatch):
@@ -355,3 +356,24 @@ def test_reference_fallback_warns_once(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert dispatch._fall_back("no Triton kernel for cuda tensors (test)") == "reference"
+
+
+def test_a_failing_triton_kernel_falls_back_under_auto_only(monkeypatch):
+    monkeypatch.setattr(dispatch, "_warned", set())
+    monkeypatch.setattr(dispatch, "_triton_failure", [])
+
+    def broken(*args):
+        raise RuntimeError("PTX assembly failed for sm_42")
+
+    actadapt.set_backend("triton")
+    try:
+        with pytest.raises(RuntimeError, match="sm_42"):
+            dispatch.run_triton(broken)
+        actadapt.set_backend("auto")
+        with pytest.warns(RuntimeWarning, match="Triton kernel failed: RuntimeError: PTX assembly failed"):
+            assert dispatch.run_triton(broken) is None
+        cuda_tensor = SimpleNamespace(device=SimpleNamespace(type="cuda"))  # what implementation() reads
+        with pytest.warns(RuntimeWarning, match="no Triton kernel for cuda tensors.*PTX assembly failed"):
+            assert dispatch.implementation(cuda_tensor) == "reference"  # from then on
+    finally:
+        actadapt.set_backend("eager")

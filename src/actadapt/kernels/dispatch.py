@@ -28,7 +28,7 @@ from torch import Tensor
 from .. import _backend, families
 from ..families import CdfFamily
 
-__all__ = ["FUSED", "Fused", "fused_kind", "takes", "implementation", "triton_interpreted"]
+__all__ = ["FUSED", "Fused", "fused_kind", "takes", "implementation", "run_triton", "triton_interpreted"]
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,7 @@ def triton_interpreted() -> bool:
 
 
 _warned: set = set()
+_triton_failure: list = []  # the first exception a Triton kernel raised under "auto"
 
 
 def _fall_back(reason: str) -> str:
@@ -124,9 +125,24 @@ def implementation(x: Tensor) -> str:
                            "TRITON_INTERPRET=1 before anything imports triton (or move the tensors to a CUDA device)")
     if x.device.type not in ("cpu", "cuda"):
         return "reference"
-    problem = _triton_problem(x.device.type)
+    problem = _triton_problem(x.device.type) if not _triton_failure else _triton_failure[0]
     if problem is None:
         return "triton"
     if backend in ("native", "triton"):
         raise RuntimeError(f"actadapt: backend {backend!r} needs Triton for {x.device.type} tensors, but {problem}")
     return _fall_back(f"no Triton kernel for {x.device.type} tensors ({problem})")
+
+
+def run_triton(fn, *args):
+    """``fn(*args)`` for a Triton launcher. Under ``"auto"`` a failure (a GPU or Triton version the kernels do
+    not compile for, say) is reported once and returns ``None``, and the reference formulas run from then on;
+    under ``"native"`` and ``"triton"`` it raises."""
+    try:
+        return fn(*args)
+    except Exception as err:  # compilation or launch errors from an untested GPU/Triton combination
+        if _backend.get_backend() != "auto":
+            raise
+        lines = str(err).strip().splitlines()
+        _triton_failure.append(f"the Triton kernel failed: {type(err).__name__}: {lines[0] if lines else ''}")
+        _fall_back(_triton_failure[0])
+        return None

@@ -234,6 +234,32 @@ def _alpha_parts(a, F64: tl.constexpr):
     return a, log_a, log_a_lo, 1.0 / a
 
 
+@triton.jit
+def _step(x_ptr, g_ptr, out_ptr, offs, mask, a, log_a, log_a_lo, inv_a, unified, acc,
+          KIND: tl.constexpr, BACKWARD: tl.constexpr, F64: tl.constexpr):
+    """One block of a kernel's walk (as the C++ kernel's step policies): the forward writes y; the backward
+    writes grad_x and adds grad_alpha to ``acc``. ``unified`` (every alpha of the program >= 1e-7) picks
+    Gumbel's one-formula form, once per program."""
+    x = tl.load(x_ptr + offs, mask=mask, other=0.0)
+    xc = x.to(tl.float64) if F64 else x.to(tl.float32)
+    if BACKWARD:
+        g = tl.load(g_ptr + offs, mask=mask, other=0.0)
+        gc = g.to(tl.float64) if F64 else g.to(tl.float32)
+        if unified:
+            gx, ga = _backward_math(gc, xc, a, log_a, log_a_lo, inv_a, KIND, F64, True)
+        else:
+            gx, ga = _backward_math(gc, xc, a, log_a, log_a_lo, inv_a, KIND, F64, False)
+        tl.store(out_ptr + offs, gx.to(x.dtype), mask=mask)
+        acc += tl.where(mask, ga, 0.0)
+    else:
+        if unified:
+            y = _forward_math(xc, a, log_a, log_a_lo, inv_a, KIND, F64, True)
+        else:
+            y = _forward_math(xc, a, log_a, log_a_lo, inv_a, KIND, F64, False)
+        tl.store(out_ptr + offs, y.to(x.dtype), mask=mask)
+    return acc
+
+
 # --------------------------------------------------------------------------------------- kernels
 @triton.jit
 def _rows_kernel(x_ptr, g_ptr, alpha_ptr, out_ptr, partial_ptr, n_rows, inner, chunks, MC, G, C,
@@ -255,23 +281,7 @@ def _rows_kernel(x_ptr, g_ptr, alpha_ptr, out_ptr, partial_ptr, n_rows, inner, c
         cols = chunk * (BLOCK_I * ITERS) + it * BLOCK_I + tl.arange(0, BLOCK_I)
         mask = rmask[:, None] & (cols < inner)[None, :]
         offs = base[:, None] + cols[None, :]
-        x = tl.load(x_ptr + offs, mask=mask, other=0.0)
-        xc = x.to(tl.float64) if F64 else x.to(tl.float32)
-        if BACKWARD:
-            g = tl.load(g_ptr + offs, mask=mask, other=0.0)
-            gc = g.to(tl.float64) if F64 else g.to(tl.float32)
-            if unified:
-                gx, ga = _backward_math(gc, xc, a, log_a, log_a_lo, inv_a, KIND, F64, True)
-            else:
-                gx, ga = _backward_math(gc, xc, a, log_a, log_a_lo, inv_a, KIND, F64, False)
-            tl.store(out_ptr + offs, gx.to(x.dtype), mask=mask)
-            acc += tl.where(mask, ga, 0.0)
-        else:
-            if unified:
-                y = _forward_math(xc, a, log_a, log_a_lo, inv_a, KIND, F64, True)
-            else:
-                y = _forward_math(xc, a, log_a, log_a_lo, inv_a, KIND, F64, False)
-            tl.store(out_ptr + offs, y.to(x.dtype), mask=mask)
+        acc = _step(x_ptr, g_ptr, out_ptr, offs, mask, a, log_a, log_a_lo, inv_a, unified, acc, KIND, BACKWARD, F64)
     if BACKWARD:
         tl.store(partial_ptr + rows.to(tl.int64) * chunks + chunk, tl.sum(acc, axis=1), mask=rmask)
 
@@ -298,23 +308,7 @@ def _columns_kernel(x_ptr, g_ptr, alpha_ptr, out_ptr, partial_ptr, M, C, G, m_ch
         rows = mc * (BLOCK_R * ITERS) + it * BLOCK_R + tl.arange(0, BLOCK_R)
         mask = (rows < M)[:, None] & cmask[None, :]
         offs = (slab.to(tl.int64) * M + rows)[:, None] * C + cols[None, :]
-        x = tl.load(x_ptr + offs, mask=mask, other=0.0)
-        xc = x.to(tl.float64) if F64 else x.to(tl.float32)
-        if BACKWARD:
-            g = tl.load(g_ptr + offs, mask=mask, other=0.0)
-            gc = g.to(tl.float64) if F64 else g.to(tl.float32)
-            if unified:
-                gx, ga = _backward_math(gc, xc, a, log_a, log_a_lo, inv_a, KIND, F64, True)
-            else:
-                gx, ga = _backward_math(gc, xc, a, log_a, log_a_lo, inv_a, KIND, F64, False)
-            tl.store(out_ptr + offs, gx.to(x.dtype), mask=mask)
-            acc += tl.where(mask, ga, 0.0)
-        else:
-            if unified:
-                y = _forward_math(xc, a, log_a, log_a_lo, inv_a, KIND, F64, True)
-            else:
-                y = _forward_math(xc, a, log_a, log_a_lo, inv_a, KIND, F64, False)
-            tl.store(out_ptr + offs, y.to(x.dtype), mask=mask)
+        acc = _step(x_ptr, g_ptr, out_ptr, offs, mask, a, log_a, log_a_lo, inv_a, unified, acc, KIND, BACKWARD, F64)
     if BACKWARD:
         tl.store(partial_ptr + (slab.to(tl.int64) * m_chunks + mc) * C + cols, tl.sum(acc, axis=0), mask=cmask)
 

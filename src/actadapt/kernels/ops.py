@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from . import reference
-from .dispatch import FUSED, implementation
+from .dispatch import FUSED, implementation, run_triton
 
 __all__ = ["cdf_activation", "cdf_activation_backward"]
 
@@ -57,7 +57,7 @@ def _run_forward(x: Tensor, alpha: Tensor, kind: int) -> Tensor:
     elif impl == "triton":
         from . import gpu
 
-        y = gpu.forward(x, alpha, kind)
+        y = run_triton(gpu.forward, x, alpha, kind)
     if y is None:  # reference, or a layout the kernel does not take
         y = _like(reference.forward(FUSED[kind].family, FUSED[kind].gated, x, alpha), x)
     return y
@@ -76,7 +76,7 @@ def _run_backward(grad: Tensor, x: Tensor, alpha: Tensor, kind: int) -> Tuple[Te
     elif impl == "triton":
         from . import gpu
 
-        out = gpu.backward(grad, x, alpha, kind)
+        out = run_triton(gpu.backward, grad, x, alpha, kind)
     if out is None:
         gx, ga = reference.backward(FUSED[kind].family, FUSED[kind].gated, grad, x, alpha)
         out = _like(gx, x), ga.contiguous()
