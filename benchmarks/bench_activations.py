@@ -139,8 +139,8 @@ def bench_compiled_model(reps: int) -> None:
         x.grad = None
         model(x).backward(grad)
 
-    for model in runs.values():  # warm up: compile
-        for _ in range(3):
+    for model in runs.values():  # warm up: compile, then a few steps until allocations settle
+        for _ in range(10):
             run(model)
     times = {k: [] for k in runs}
     for _ in range(reps):
