@@ -25,15 +25,24 @@ absolute times, are what to compare: the machines are shared and noisy.
 from __future__ import annotations
 
 import argparse
+import getpass
+import os
 import statistics
+import tempfile
 import time
 
-import torch
-import torch.nn.functional as F
-from torch import nn
+# torch.compile's on-disk cache (torch 2.13) is not keyed by ATEN_CPU_CAPABILITY: a kernel cached under one
+# capability gives wrong results (or corrupts the heap) in a process under another. One cache per capability:
+if os.environ.get("ATEN_CPU_CAPABILITY", "").strip():
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(
+        tempfile.gettempdir(), f"torchinductor_{getpass.getuser()}_{os.environ['ATEN_CPU_CAPABILITY'].strip().lower()}"))
 
-import actadapt
-from actadapt import functional as AF
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+import actadapt  # noqa: E402
+from actadapt import functional as AF  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- the variants
