@@ -27,6 +27,7 @@ from torch import Tensor
 
 from .. import _backend, families
 from ..families import CdfFamily
+from . import cpu
 
 __all__ = ["FUSED", "Fused", "fused_kind", "takes", "implementation", "run_triton", "triton_interpreted"]
 
@@ -100,7 +101,7 @@ def _fall_back(reason: str) -> str:
 
 def _triton_problem(device_type: str) -> Optional[str]:
     try:
-        from . import gpu
+        from . import gpu  # imports triton
     except ImportError as err:  # triton is not installed (or broken): say so once, in the caller's words
         return f"Triton cannot be imported ({err}; `pip install triton`)"
     return gpu.unavailable(device_type)
@@ -112,8 +113,6 @@ def implementation(x: Tensor) -> str:
     if backend not in FUSED_BACKENDS:  # a traced graph holding the operator, run under "eager"/"compile"
         return "reference"
     if x.device.type == "cpu" and backend != "triton":
-        from . import cpu
-
         if cpu.load() is not None:
             return "cpu"
         if backend == "native":

@@ -24,7 +24,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from . import reference
+from . import cpu, reference
 from .dispatch import FUSED, implementation, run_triton
 
 __all__ = ["cdf_activation", "cdf_activation_backward"]
@@ -51,11 +51,9 @@ def _run_forward(x: Tensor, alpha: Tensor, kind: int) -> Tensor:
     impl = implementation(x)
     y: Optional[Tensor] = None
     if impl == "cpu":
-        from . import cpu
-
         y = cpu.forward(cpu.load(), x, alpha, kind)
     elif impl == "triton":
-        from . import gpu
+        from . import gpu  # imports triton: only when a Triton kernel runs
 
         y = run_triton(gpu.forward, x, alpha, kind)
     if y is None:  # reference, or a layout the kernel does not take
@@ -70,11 +68,9 @@ def _run_backward(grad: Tensor, x: Tensor, alpha: Tensor, kind: int) -> Tuple[Te
     impl = implementation(x)
     out: Optional[Tuple[Tensor, Tensor]] = None
     if impl == "cpu":
-        from . import cpu
-
         out = cpu.backward(cpu.load(), grad, x, alpha, kind)
     elif impl == "triton":
-        from . import gpu
+        from . import gpu  # imports triton: only when a Triton kernel runs
 
         out = run_triton(gpu.backward, grad, x, alpha, kind)
     if out is None:
