@@ -6,7 +6,7 @@ import pytest
 
 from actadapt.experiments.config import ConfigError, config_hash, load_config_file, parse_overrides, resolve_config
 from actadapt.experiments.registry import get_experiment, get_preset
-from actadapt.experiments.table1 import PRESETS, Table1Config
+from actadapt.experiments.tables.table1 import PRESETS, Table1Config
 
 
 def test_defaults_are_the_papers():

@@ -78,8 +78,8 @@ class Experiment:
 
 _REGISTRY: Dict[str, Experiment] = {}
 # name -> module that registers it when imported (imported lazily, so the CLI starts fast)
-_BUILTIN = {"table1": "actadapt.experiments.table1", "table2": "actadapt.experiments.table2",
-            "table3": "actadapt.experiments.table3", "table4": "actadapt.experiments.table4"}
+_BUILTIN = {"table1": "actadapt.experiments.tables.table1", "table2": "actadapt.experiments.tables.table2",
+            "table3": "actadapt.experiments.tables.table3", "table4": "actadapt.experiments.tables.table4"}
 
 
 def register(experiment: Experiment) -> Experiment:

@@ -30,7 +30,7 @@ import sys
 import time
 from typing import Any, Dict, List, Mapping, Optional
 
-from .config import ConfigError, config_hash, config_to_dict, resolve_config
+from .config import HASH_EXCLUDE, ConfigError, config_hash, config_to_dict, hashed_config, resolve_config
 from .executors import Job, make_executor
 from .lifecycle import stop_on_signals
 from .registry import Experiment, Task, get_experiment, get_preset
@@ -57,7 +57,6 @@ __all__ = [
     "load_run",
 ]
 
-HASH_EXCLUDE = ("data_dir",)  # where the data lives does not change the results
 FIXED_OUTPUTS = ("config.json", "results.json", "report.md", "folds.csv")
 
 
@@ -84,19 +83,6 @@ def read_records(run_dir: str, cfg, relpaths) -> List[Dict]:
     chash = config_hash(hashed_config(cfg))
     records = (read_record(os.path.join(run_dir, rel), chash) for rel in relpaths)
     return [rec for rec in records if rec is not None]
-
-
-def hashed_config(cfg) -> Dict:
-    """The part of a config that identifies its results: keys at their default value are left out, so a key
-    added later (whose default keeps the old behaviour) does not orphan existing run folders."""
-    import dataclasses
-
-    defaults = {
-        f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        for f in dataclasses.fields(cfg)
-    }
-    d = config_to_dict(cfg)
-    return {k: v for k, v in d.items() if k not in HASH_EXCLUDE and v != defaults.get(k, object())}
 
 
 # ----------------------------------------------------------------------------------------- run dirs
