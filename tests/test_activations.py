@@ -13,7 +13,14 @@ from torch import nn
 
 import actadapt
 from actadapt import AdaptiveActivation, AdaptiveGumbel, AdaptiveReLU, AdaptiveSwish, AdaptiveTanh
-from actadapt.activations import ALPHA_MAX, FIXED, activation_layer, activation_spec, available_activations, get_activation
+from actadapt.activations import (
+    ALPHA_MAX,
+    FIXED,
+    activation_layer,
+    activation_spec,
+    available_activations,
+    get_activation,
+)
 from actadapt.discover import recognise_call, recognise_module
 from actadapt.matching import fit_alpha, matched_init, max_error
 

@@ -5,7 +5,7 @@
     actadapt reproduce table1 --preset quick --out runs/table1 [--seed N] [--workers N]
                               [--data-dir PATH] [--config FILE.yaml] [--set key=value ...]
     actadapt report runs/table1          # rebuild results.json, report.md, figures; no training
-    actadapt list                        # tables, presets and config keys
+    actadapt list                        # tables, each preset's resolved values, config keys
     actadapt demo                        # a few seconds of training, prints the fitted alphas
     actadapt --version
 
@@ -85,23 +85,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_list() -> None:
-    import dataclasses
-
     from .experiments import available_experiments, get_experiment
+    from .experiments.registry import describe
 
     for name in available_experiments():
         try:
-            exp = get_experiment(name)
+            print("\n".join(describe(get_experiment(name))))
         except Exception as err:  # one broken table must not hide the others
             print(f"{name}: cannot be loaded ({type(err).__name__}: {err})")
-            continue
-        print(f"{name}: {exp.title}")
-        print(f"  presets: {', '.join(exp.presets)}")
-        for f in dataclasses.fields(exp.config_class):
-            meta = f.metadata
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-            choices = f" (choices: {', '.join(meta['choices'])})" if meta.get("choices") else ""
-            print(f"  {f.name} = {default!r}: {meta.get('help', '')}{choices}")
 
 
 def _print_table(results: dict) -> None:

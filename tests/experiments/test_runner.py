@@ -12,7 +12,14 @@ import pytest
 
 from actadapt.experiments.config import ConfigError
 from actadapt.experiments.report import RESULTS_FORMAT, mean_se
-from actadapt.experiments.runner import load_run, read_record, rebuild_report, reproduce, task_done, write_json
+from actadapt.experiments.runner import (
+    load_run,
+    read_record,
+    rebuild_report,
+    reproduce,
+    task_done,
+    write_json,
+)
 from actadapt.experiments.tables.table1 import PAPER_TABLE1
 
 ENV = {**os.environ, "ACTADAPT_BACKEND": "eager", "PYTHONPATH": os.pathsep.join(sys.path)}

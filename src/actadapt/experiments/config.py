@@ -247,6 +247,10 @@ class ExperimentConfig:
                                "10-30 s per kernel variant per worker)")
     threads: int = option(1, min=1, help="torch threads per worker process")
 
+    def validate(self) -> None:
+        """Checks across keys, after each key's own (:func:`resolve_config`); a subclass or a mixin of keys
+        (``TeacherKeys``, ``KimCNNKeys``, ...) that adds some calls ``super().validate()`` first."""
+
 
 def load_config_file(path: str) -> Dict[str, Any]:
     """Read overrides from a ``.yaml``/``.yml`` or ``.json`` file (a flat mapping of config keys)."""

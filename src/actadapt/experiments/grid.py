@@ -44,6 +44,7 @@ class GridConfig(ExperimentConfig):
     fc_acts: List[str] = option(list(GRID), choices=GRID_ACTIVATIONS, help="columns: activations of the FC layer")
 
     def validate(self) -> None:
+        super().validate()
         if len(set(self.conv_acts)) != len(self.conv_acts) or len(set(self.fc_acts)) != len(self.fc_acts):
             raise ConfigError("config keys 'conv_acts'/'fc_acts': expected no repeated names")
 

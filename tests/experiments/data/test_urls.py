@@ -9,7 +9,6 @@ import os
 import pytest
 
 from actadapt.experiments.config import ConfigError
-from actadapt.experiments.data.url_sessions import generate_sessions
 from actadapt.experiments.data.urls import (
     MAX_SESSION,
     DataError,
@@ -25,6 +24,7 @@ from actadapt.experiments.data.urls import (
     tokenize_url,
 )
 from actadapt.experiments.folds import stratified_folds
+
 
 # ------------------------------------------------------------------------------------------ tokeniser
 @pytest.mark.parametrize("url, kwargs, words", [

@@ -6,9 +6,15 @@ import random
 import pytest
 import torch
 
-from actadapt.experiments.data.simulation import make_dataset
 from actadapt import activation_spec
-from actadapt.experiments.models.students import StudentSpec, TrainSettings, lecun_init, train_batched, train_single
+from actadapt.experiments.data.simulation import make_dataset
+from actadapt.experiments.models.students import (
+    StudentSpec,
+    TrainSettings,
+    lecun_init,
+    train_batched,
+    train_single,
+)
 
 ACTS = ["Sig", "AGumb", "ReLU", "AReLU", "Swish"]
 

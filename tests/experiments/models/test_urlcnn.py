@@ -10,6 +10,7 @@ from actadapt.experiments.data.url_sessions import INTENTS, generate_sessions
 from actadapt.experiments.data.urls import MAX_SESSION, Tokenizer, UrlDataset, deduplicate
 from actadapt.experiments.folds import stratified_folds
 
+
 # ------------------------------------------------------------------------------------------ model (urlcnn.py)
 def _intent_dataset(n=160, seed=0):
     s = generate_sessions(n, seed=seed, mean_len=8)

@@ -8,7 +8,6 @@ import json
 import os
 
 import pytest
-import torch
 
 from actadapt.experiments import ConfigError, reproduce
 from actadapt.experiments.config import resolve_config
@@ -16,6 +15,7 @@ from actadapt.experiments.registry import Task, get_experiment
 from actadapt.experiments.tables.table2 import PAPER_TABLE2, Table2, Table2Config
 
 from ..data.test_mnist import make_mnist
+from .resume import resumed_equals_uninterrupted
 
 record_path = Table2().record_path
 
@@ -96,32 +96,8 @@ def test_a_cell_is_deterministic(tmp_path, fake_data):
 
 
 def test_resume_inside_a_cell_from_the_checkpoint(tmp_path, fake_data):
-    """A cell interrupted after epoch 1 continues from its checkpoint and ends as an uninterrupted run."""
-    exp, cfg, task = _cell(fake_data, "AReLU", "AGumb", epochs=3)
-
-    class Stop(Exception):
-        pass
-
-    def stop_after_1(epoch):
-        if epoch == 1:
-            raise Stop
-
-    seen = []
-    full, cut = str(tmp_path / "full"), str(tmp_path / "cut")
-    exp.run_task(cfg, task, full)
-    with pytest.raises(Stop):
-        exp.run_task(cfg, task, cut, progress=stop_after_1)
-    assert os.path.exists(os.path.join(cut, "checkpoints", "AReLU__AGumb__r0.pt"))
-    assert not os.path.exists(os.path.join(cut, record_path("AReLU", "AGumb", 0)))
-    exp.run_task(cfg, task, cut, progress=seen.append)
-    assert seen == [2, 3]  # epoch 1 was not trained again
-    assert not os.path.exists(os.path.join(cut, "checkpoints", "AReLU__AGumb__r0.pt"))
-    r_full, r_cut = _record(full, "AReLU", "AGumb"), _record(cut, "AReLU", "AGumb")
-    assert r_cut["epochs"] == [1, 2, 3]
-    for key in ("train_loss", "val_loss", "test_error"):
-        assert r_cut[key] == pytest.approx(r_full[key], rel=1e-6, abs=1e-9)
-    for layer, alphas in r_full["alphas"].items():
-        assert r_cut["alphas"][layer] == pytest.approx(alphas, rel=1e-6)
+    exp, cfg, _ = _cell(fake_data, "AReLU", "AGumb", epochs=3)
+    resumed_equals_uninterrupted(exp, cfg, tmp_path)
 
 
 @pytest.mark.parametrize("over, message", [
@@ -149,3 +125,13 @@ def test_smoke_on_real_mnist(tmp_path, data_root):
     rec = json.loads((tmp_path / "run" / record_path("AGumb", "AReLU", 0)).read_text())
     assert (rec["n_train"], rec["n_val"], rec["n_test"]) == (400, 200, 300)
     assert rec["train_loss"][-1] < rec["train_loss"][0]  # it trains (the real test is the quick preset)
+
+
+def test_a_probe_times_a_cells_first_steps_without_writing_its_record(tmp_path, fake_data):
+    from actadapt.experiments.probe import probe_steps
+
+    exp, cfg, task = _cell(fake_data, "AReLU", "AGumb", epochs=3)
+    with probe_steps(2) as probe:
+        exp.run_task(cfg, task, str(tmp_path))
+    assert probe.stopped and len(probe.step_seconds) == 2 and probe.steps_per_epoch == 2  # 100 images, batch 50
+    assert not os.path.exists(os.path.join(str(tmp_path), record_path("AReLU", "AGumb", 0)))

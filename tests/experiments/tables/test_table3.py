@@ -8,6 +8,8 @@ import pytest
 
 from actadapt.cli import main
 
+from .resume import resumed_equals_uninterrupted
+
 FAST = ["--set", "backend=eager", "--set", "maps=4", "--set", "hidden=4", "--set", "epochs=2", "--workers", "1"]
 
 
@@ -133,7 +135,8 @@ def test_config_errors(tmp_path, capsys):
 
 
 def test_vectors_std_auto_rescales_only_the_google_news_subset():
-    from actadapt.experiments.tables.table3 import KIM_VECTORS_STD, Table3Config
+    from actadapt.experiments.data.wordvectors import KIM_VECTORS_STD
+    from actadapt.experiments.tables.table3 import Table3Config
 
     assert KIM_VECTORS_STD == pytest.approx(0.25 / 3**0.5, abs=1e-4)
     assert Table3Config().effective_vectors_std() == KIM_VECTORS_STD  # the unit-normalised subset
@@ -155,3 +158,12 @@ def test_real_data_smoke(data_root, tmp_path):
     res = json.loads((out / "results.json").read_text())
     assert res["data"]["documents"] == 300 and res["coverage"]["dim"] == 300
     assert 0.6 < res["coverage"]["token_coverage"] < 0.85
+
+def test_a_fold_resumes_from_its_checkpoint(tmp_path):
+    from actadapt.experiments.config import resolve_config
+    from actadapt.experiments.tables.table3 import PRESETS, Table3, Table3Config
+
+    cfg = resolve_config(Table3Config, PRESETS["smoke"], {
+        "data_dir": _synthetic_root(tmp_path), "epochs": 3, "maps": 4, "hidden": 4, "folds": 3, "max_examples": 0,
+        "conv_acts": "AGumb", "fc_acts": "AReLU", "backend": "eager"})
+    resumed_equals_uninterrupted(Table3(), cfg, tmp_path)  # dropout and the batch order continue exactly

@@ -19,15 +19,16 @@ from __future__ import annotations
 import gzip
 import os
 import zlib
+from dataclasses import dataclass
 from typing import Dict, NamedTuple, Optional, Tuple
 
 import torch
 from torch import Tensor
 
-from ..config import DataError
+from ..config import DataError, option
 
 __all__ = ["DataError", "IDX_IMAGES", "IDX_LABELS", "MNIST_FILES", "Split", "find_mnist_dir", "read_idx",
-           "load_mnist", "idx_sizes", "mnist_splits", "as_float"]
+           "load_mnist", "idx_sizes", "mnist_splits", "as_float", "MnistKeys"]
 
 IDX_IMAGES = 2051  # 0x00000803: unsigned byte, 3 dims
 IDX_LABELS = 2049  # 0x00000801: unsigned byte, 1 dim
@@ -230,3 +231,28 @@ def mnist_splits(root: str, val_size: int = 10_000, train_size: int = 0, test_si
 def as_float(images: Tensor) -> Tensor:
     """uint8 images ``(B, H, W)`` as a float batch ``(B, 1, H, W)`` in [0, 1]."""
     return images.unsqueeze(1).float().div_(255.0)
+
+
+@dataclass
+class MnistKeys:
+    """The config keys of the MNIST splits (a table's config subclasses it; see :func:`mnist_splits`)."""
+
+    val_size: int = option(10_000, min=0, help="last training images held out for validation (Theano tutorial: "
+                           "10,000); 0 trains on all")
+    train_size: int = option(0, min=0, help="use only the first N of the remaining training images (0: all)")
+    test_size: int = option(0, min=0, help="use only the first N test images (0: all 10,000)")
+
+    def splits(self, root: str) -> Tuple[Split, Split, Split]:
+        return mnist_splits(root, self.val_size, self.train_size, self.test_size)
+
+    def mnist_choices(self) -> Dict[str, str]:
+        """What the data are where the paper is silent (a report's choices section)."""
+        return {
+            "input": "pixels scaled to [0, 1]; no augmentation",
+            "validation": (f"the last {self.val_size} training images (as the Theano LeNet tutorial's 50k/10k split), "
+                           "used only for the curves") if self.val_size else "none (val_size=0): trained on every "
+                                                                             "training image",
+            "test accuracy": "on the standard test set"
+            + (f" (first {self.test_size} images only)" if self.test_size else " (10,000 images)")
+            + " after the last epoch; no early stopping or model selection",
+        }

@@ -22,14 +22,14 @@ changes only the tokens' names.
 
 from __future__ import annotations
 
-import os
 import functools
+import os
 import re
 import zipfile
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from ..config import DataError, check_usable_share, read_plain_bytes
+from ..config import ConfigError, DataError, check_usable_share, option, read_plain_bytes
 
 __all__ = [
     "DataError",
@@ -46,7 +46,7 @@ __all__ = [
     "stratified_subset",
     "prepare_reviews",
     "describe_data",
-    "data_choices",
+    "ReviewKeys",
 ]
 
 DATASETS = ("polarity-v1", "polarity-v2")
@@ -287,14 +287,61 @@ def describe_data(data: Dict) -> str:
             f"files {', '.join(data.get('sources', []))}")
 
 
-def data_choices(dataset: str, max_examples: int = 0, max_len: int = 0) -> Dict[str, str]:
-    """What this loader does where the paper is silent (a report's choices section)."""
-    return {
-        "data": {"polarity-v1": "sentence polarity v1.0 (Kim's MR: 10,662 snippets, 5,331 per class), as the paper "
-                                "says it uses Kim's data",
-                 "polarity-v2": "polarity v2.0 (2,000 full reviews), the set the paper's text names"}[dataset]
-        + (f"; a stratified subset of {max_examples}" if max_examples else "")
-        + (f"; documents cut to {max_len} tokens" if max_len else ""),
-        "pre-processing": "Kim's clean_str re-implemented (ASCII letters/digits and ( ) , ! ? ' ` kept, clitics "
-                          "split, lower case); vocabulary over the whole data set (min count 1), as Kim",
-    }
+@dataclass
+class ReviewKeys:
+    """The config keys of Table 3's data: the reviews, the word vectors, the dev split (a table's config
+    subclasses it; see :func:`prepare_reviews`)."""
+
+    dataset: str = option("polarity-v1", choices=DATASETS,
+                          help="sentence polarity v1.0 (Kim's MR, 10,662 snippets) or polarity v2.0 (2,000 reviews)")
+    max_examples: int = option(0, min=0, help="use a stratified random subset of this many documents (0: all)")
+    max_len: int = option(0, min=0, help="cut documents to this many tokens (0: no cut; useful for polarity-v2)")
+    vectors: str = option("word2vec", choices=("word2vec", "glove"),
+                          help="word2vec: Google News 300-d (Bolukbasi subset, binary); glove: GloVe 6B 50-d (text)")
+    vectors_file: str = option("", help="another vectors file (absolute, or under <data root>/word-vectors/)")
+    vectors_format: str = option("auto", choices=("auto", "word2vec-binary", "word2vec-text", "glove"),
+                                 help="format of the vectors file (auto: from the first line and the .bin suffix)")
+    vectors_std: float = option(-1.0, min=-1.0,
+                                help="rescale the known vectors to this component std before use; 0: as in the file; "
+                                     "-1 (auto): 0.144 (Kim's U[-0.25, 0.25], the full Google News vectors' scale) "
+                                     "for the default Google News subset, which is unit-normalised (0.058), and "
+                                     "the file's own scale for any other vectors")
+    unknown_range: float = option(0.0, min=0.0, help="unknown words ~ U[-a, a]; 0: a matches the known vectors' variance (Kim)")
+    dev_fraction: float = option(0.1, min=0.0, help="share of each training fold held out for validation (Kim: 0.1)")
+
+    def validate(self) -> None:
+        super().validate()  # type: ignore[misc]
+        if self.dev_fraction >= 0.5:
+            raise ConfigError(f"config key 'dev_fraction': expected a share in [0, 0.5), got {self.dev_fraction}")
+        if self.vectors_std < 0 and self.vectors_std != -1.0:
+            raise ConfigError(f"config key 'vectors_std': expected -1 (auto), 0 (as in the file) or a positive std, "
+                              f"got {self.vectors_std}")
+
+    def effective_vectors_std(self) -> float:
+        """The component std the known vectors are rescaled to (0: none); resolves -1 (auto)."""
+        from .wordvectors import KIM_VECTORS_STD
+
+        if self.vectors_std != -1.0:
+            return self.vectors_std
+        return KIM_VECTORS_STD if self.vectors == "word2vec" and not self.vectors_file else 0.0
+
+    def reviews(self, root: str, folds: int, seed: int) -> Dict:
+        """:func:`prepare_reviews` under these keys."""
+        return prepare_reviews(root, self.dataset, self.max_examples, self.max_len, self.vectors, self.vectors_file,
+                               self.vectors_format, self.unknown_range, self.effective_vectors_std(), folds,
+                               self.dev_fraction, seed)
+
+    def data_choices(self, static: bool) -> Dict[str, str]:
+        """What the data are where the paper is silent (a report's choices section); ``static``: frozen vectors."""
+        from .wordvectors import vector_choices
+
+        return {
+            "data": {"polarity-v1": "sentence polarity v1.0 (Kim's MR: 10,662 snippets, 5,331 per class), as the paper "
+                                    "says it uses Kim's data",
+                     "polarity-v2": "polarity v2.0 (2,000 full reviews), the set the paper's text names"}[self.dataset]
+            + (f"; a stratified subset of {self.max_examples}" if self.max_examples else "")
+            + (f"; documents cut to {self.max_len} tokens" if self.max_len else ""),
+            "pre-processing": "Kim's clean_str re-implemented (ASCII letters/digits and ( ) , ! ? ' ` kept, clitics "
+                              "split, lower case); vocabulary over the whole data set (min count 1), as Kim",
+            **vector_choices(self.vectors, self.vectors_file, static, self.effective_vectors_std(), self.unknown_range),
+        }

@@ -59,7 +59,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 from urllib.parse import unquote, urlsplit
 
-from ..config import ConfigError, DataError, check_usable_share, read_plain_bytes
+from ..config import ConfigError, DataError, check_usable_share, option, read_plain_bytes
 
 __all__ = [
     "DataError",
@@ -78,6 +78,7 @@ __all__ = [
     "balanced_sample",
     "leaked_urls",
     "PAPER_SIZE",
+    "SessionKeys",
     "prepare_sessions",
 ]
 
@@ -640,6 +641,44 @@ def leaked_urls(ds: UrlDataset, train_idx: Iterable[int], test_idx: Iterable[int
 
 # ------------------------------------------------------------------------------------------ Table 4's data
 PAPER_SIZE = 13500  # sessions in the paper's data
+
+
+@dataclass
+class SessionKeys:
+    """The config keys of the URL sessions (a table's config subclasses it; see :func:`prepare_sessions`)."""
+
+    input: str = option("", help="your data instead of ISCX: a sessions .csv/.jsonl file or a folder of per-class CSVs")
+    classes: str = option("", help="comma-separated label set and order for input (default: labels met / file stems)")
+    max_session: int = option(50, min=1, help="URLs kept per session (paper: at most 50)")
+    dedup: str = option("tokens", choices=("tokens", "url", "none"),
+                        help="drop repeated sessions before splitting: same words (tokens), same strings (url)")
+    sample: int = option(-1, min=-1, help="class-balanced sample of this many sessions (0: all; -1: 13,500, the "
+                         "paper's size, on ISCX and all of a user's input)")
+    fill: bool = option(False, help="give a small class's shortfall to the other classes to reach 'sample'")
+    scheme: bool = option(False, help="tokeniser: keep the scheme as a word")
+    host: bool = option(True, help="tokeniser: keep the host as a word")
+    query: str = option("keys", choices=QUERY_MODES, help="tokeniser: query parameter names, name=value, or none")
+    fragment: bool = option(False, help="tokeniser: keep the fragment as a word")
+
+    def tokenizer(self) -> Tokenizer:
+        return Tokenizer(scheme=self.scheme, host=self.host, query=self.query, fragment=self.fragment)
+
+    def sessions(self, data_dir: str, folds: int, seed: int) -> Dict:
+        """:func:`prepare_sessions` under these keys."""
+        classes = tuple(c.strip() for c in self.classes.split(",") if c.strip())
+        return prepare_sessions(data_dir, self.input, classes, self.max_session, self.dedup, self.sample, self.fill,
+                                self.tokenizer(), folds, seed)
+
+    def session_choices(self) -> Dict[str, str]:
+        """What the sessions are where the paper is silent (a report's choices section)."""
+        everything = self.sample == 0 or (self.sample < 0 and self.input)
+        return {
+            "data": "ISCX-URL-2016 single URLs (URL type, not user intent)" if not self.input else f"user data {self.input}",
+            "dedup": f"by {self.dedup}, before splitting",
+            "sample": "all (no sampling)" if everything
+            else f"class-balanced, target {self.sample if self.sample > 0 else PAPER_SIZE} in all",
+            "tokeniser": f"scheme {self.scheme}, host {self.host}, query {self.query}, fragment {self.fragment}",
+        }
 
 
 @functools.lru_cache(maxsize=2)

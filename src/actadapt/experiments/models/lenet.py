@@ -20,13 +20,15 @@ the conv blocks pool first and evaluate the activation on 4x fewer elements, as 
 
 from __future__ import annotations
 
-from typing import Tuple
+from dataclasses import dataclass
+from typing import Dict, Tuple
 
 from torch import Tensor, nn
 
 from ...activations import activation_spec, get_activation
+from ..config import option
 
-__all__ = ["LeNet5"]
+__all__ = ["LeNet5", "LeNetKeys"]
 
 
 class LeNet5(nn.Module):
@@ -107,3 +109,40 @@ class LeNet5(nn.Module):
 
     def extra_repr(self) -> str:
         return f"conv_act={self.conv_act!r}, fc_act={self.fc_act!r}"
+
+
+@dataclass
+class LeNetKeys:
+    """The config keys of LeNet5's training (a table's config subclasses it); defaults: the paper's."""
+
+    epochs: int = option(150, min=1, help="training epochs (paper: 150)")
+    batch_size: int = option(100, min=2, help="minibatch size (paper: 100)")
+    lr: float = option(0.01, min=0.0, help="SGD learning rate (paper: 0.01)")
+    momentum: float = option(0.0, min=0.0, help="SGD momentum (paper: plain SGD, 0)")
+    weight_decay: float = option(0.0, min=0.0, help="L2 weight decay on weights and biases (paper: none stated)")
+    alpha_lr_scale: float = option(1.0, min=0.0, help="learning rate of rho (alpha = exp rho) relative to lr")
+    eval_batch: int = option(1000, min=1, help="batch size of the evaluation passes")
+
+    def lenet_optimizer(self, model: nn.Module):
+        """SGD with alpha in its own group (learning rate ``lr x alpha_lr_scale``, no weight decay)."""
+        import torch
+
+        from ...training import param_groups
+
+        groups = param_groups(model, lr=self.lr, alpha_lr=self.lr * self.alpha_lr_scale, weight_decay=self.weight_decay)
+        return torch.optim.SGD(groups, lr=self.lr, momentum=self.momentum)
+
+    def lenet_choices(self, alpha_init: float) -> Dict[str, str]:
+        """What the model and its training do where the paper is silent (a report's choices section)."""
+        return {
+            "batch normalisation": "after each convolution and after the hidden FC layer, before the activation "
+            "(conv -> BN -> act -> max-pool; FC -> BN -> act); no bias in the layers a norm follows",
+            "alpha": "one per channel in the conv layers (20, 50), one per neuron in the FC layer (1000); "
+            f"alpha = exp(rho), initial alpha {alpha_init:g}; Swish means the adaptive x*sigmoid(alpha x)",
+            "optimiser": f"{'plain ' if not self.momentum else ''}SGD, lr {self.lr:g} (alpha: x{self.alpha_lr_scale:g}), "
+            f"momentum {self.momentum:g}, weight decay {self.weight_decay:g} (none on alpha), batch {self.batch_size}, "
+            "cross-entropy, no penalty",
+            "initialisation": "PyTorch defaults (Kaiming-uniform conv/linear weights, BN weight 1 bias 0); every cell "
+            "of a repeat starts from the same weights and sees the same minibatch order",
+            "training error": "running error over each epoch's minibatches (train mode), as the epoch goes",
+        }

@@ -25,7 +25,6 @@ makes no update on the extra steps.
 from __future__ import annotations
 
 import functools
-
 import math
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence

@@ -31,8 +31,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...activations import get_activation
+from ..config import ConfigError, option
 
-__all__ = ["KimCNN", "kim_cnn_choices", "training_memory", "batch_tokens", "TrainSettings", "FoldResult", "train_textcnn"]
+__all__ = ["KimCNN", "KimCNNKeys", "training_memory", "batch_tokens", "TrainSettings", "FoldResult", "train_textcnn"]
 
 
 class KimCNN(nn.Module):
@@ -283,27 +284,61 @@ def train_textcnn(
                       hist.get("test_error", []), time.perf_counter() - t0, diverged_epoch)
 
 
-def kim_cnn_choices(widths: Sequence[int], maps: int, hidden: int, dropout: float, alpha_init: float,
-                    s: TrainSettings) -> Dict[str, str]:
-    """What the model and its training do where the paper is silent (a report's choices section)."""
-    return {
-        "model": f"widths {', '.join(map(str, widths))} x {maps} maps, max-over-time pooling, "
-        + (f"FC {hidden} hidden" if hidden else "no hidden layer (Kim's original)")
-        + f", dropout {dropout:g} before each linear layer, softmax over 2; one alpha per feature map (conv) "
-          f"or neuron (FC), alpha_init {alpha_init:g}; 'two convolutional layers' of the paper's text read as "
-          "the conv stage + the FC layer (Kim's design has one conv stage)",
-        "initialisation": "Glorot-uniform weights, zero biases (Kim's code); the same draw for every cell of a fold",
-        "optimiser": (
-            f"Adadelta (Kim's optimiser: rho 0.95, eps 1e-6, lr {s.lr:g}). The paper gives lr 0.05 and describes "
-            "plain gradient steps (eqs. 4-6), but also says it keeps Kim's hyper-parameters, and Kim trains with "
-            "Adadelta. Plain SGD at lr 0.05 barely moves this network: on fold 0 (ReLU/ReLU) its test error was "
-            "36.5% after 4 epochs where Adadelta's was 23.3%, so the 0.05 is read as a setting of some other "
-            "optimiser and the presets use Kim's; `--set optimizer=sgd --set lr=0.05` runs the literal reading"
-            if s.optimizer == "adadelta" else f"plain SGD, lr {s.lr:g}"
-            + (f", momentum {s.momentum:g}" if s.momentum else "") + " (the paper's lr and eqs. 4-6)"),
-        "max-norm": f"each FC unit's incoming weight vector rescaled to L2 norm <= {s.max_norm:g} after every "
-                    "step (Kim)" if s.max_norm else "off",
-        "batches": f"batch {s.batch_size}, reshuffled every epoch, last partial batch kept" + (
-            "; sentences of similar length batched together (chunks of 20 batches sorted by length)"
-            if s.bucket else ""),
-    }
+@dataclass
+class KimCNNKeys:
+    """The config keys of the text CNN and its training (a table's config subclasses it); defaults: the paper's
+    settings after Kim's CNN-static."""
+
+    static: bool = option(True, help="frozen embeddings (CNN-static, the paper) or fine-tuned (CNN-non-static)")
+    epochs: int = option(50, min=1, help="training epochs (paper: 50)")
+    batch_size: int = option(50, min=1, help="minibatch size (paper, Kim: 50)")
+    optimizer: str = option("adadelta", choices=("adadelta", "sgd"),
+                            help="adadelta (Kim's; lr scales its step) or plain sgd (the paper's eqs. 4-6)")
+    lr: float = option(1.0, min=0.0, help="learning rate (paper: 0.05, read as an SGD step; Kim's Adadelta: 1.0)")
+    momentum: float = option(0.0, min=0.0, help="SGD momentum (optimizer=sgd only)")
+    max_norm: float = option(3.0, min=0.0, help="Kim's max-norm of each FC unit's weight vector (0: off)")
+    dropout: float = option(0.5, min=0.0, help="dropout before each linear layer (paper, Kim: 0.5)")
+    widths: List[int] = option([3, 4, 5], min=1, help="filter widths (paper, Kim: 3, 4, 5)")
+    maps: int = option(100, min=1, help="feature maps per width (paper, Kim: 100)")
+    hidden: int = option(100, min=0, help="FC hidden neurons (paper: 100; 0: Kim's original, no hidden layer)")
+    bucket: bool = option(False, help="batch sentences of similar length (less padding, faster; Kim: random batches)")
+
+    def validate(self) -> None:
+        super().validate()  # type: ignore[misc]
+        if self.dropout >= 1.0:
+            raise ConfigError(f"config key 'dropout': expected a rate in [0, 1), got {self.dropout}")
+        if self.momentum and self.optimizer != "sgd":
+            raise ConfigError("config key 'momentum': only used with optimizer=sgd")
+
+    def kim_settings(self) -> TrainSettings:
+        return TrainSettings(epochs=self.epochs, batch_size=self.batch_size, optimizer=self.optimizer, lr=self.lr,
+                             momentum=self.momentum, max_norm=self.max_norm, bucket=self.bucket)
+
+    def kim_model(self, embeddings: Tensor, conv_act: str, fc_act: str, alpha_init: float) -> KimCNN:
+        return KimCNN(embeddings, self.widths, self.maps, self.hidden, 2, conv_act, fc_act, self.dropout, self.static,
+                      alpha_init)
+
+    def kim_choices(self, alpha_init: float) -> Dict[str, str]:
+        """What the model and its training do where the paper is silent (a report's choices section)."""
+        s = self.kim_settings()
+        return {
+            "model": f"widths {', '.join(map(str, self.widths))} x {self.maps} maps, max-over-time pooling, "
+            + (f"FC {self.hidden} hidden" if self.hidden else "no hidden layer (Kim's original)")
+            + f", dropout {self.dropout:g} before each linear layer, softmax over 2; one alpha per feature map (conv) "
+              f"or neuron (FC), alpha_init {alpha_init:g}; 'two convolutional layers' of the paper's text read as "
+              "the conv stage + the FC layer (Kim's design has one conv stage)",
+            "initialisation": "Glorot-uniform weights, zero biases (Kim's code); the same draw for every cell of a fold",
+            "optimiser": (
+                f"Adadelta (Kim's optimiser: rho 0.95, eps 1e-6, lr {s.lr:g}). The paper gives lr 0.05 and describes "
+                "plain gradient steps (eqs. 4-6), but also says it keeps Kim's hyper-parameters, and Kim trains with "
+                "Adadelta. Plain SGD at lr 0.05 barely moves this network: on fold 0 (ReLU/ReLU) its test error was "
+                "36.5% after 4 epochs where Adadelta's was 23.3%, so the 0.05 is read as a setting of some other "
+                "optimiser and the presets use Kim's; `--set optimizer=sgd --set lr=0.05` runs the literal reading"
+                if s.optimizer == "adadelta" else f"plain SGD, lr {s.lr:g}"
+                + (f", momentum {s.momentum:g}" if s.momentum else "") + " (the paper's lr and eqs. 4-6)"),
+            "max-norm": f"each FC unit's incoming weight vector rescaled to L2 norm <= {s.max_norm:g} after every "
+                        "step (Kim)" if s.max_norm else "off",
+            "batches": f"batch {s.batch_size}, reshuffled every epoch, last partial batch kept" + (
+                "; sentences of similar length batched together (chunks of 20 batches sorted by length)"
+                if s.bucket else ""),
+        }

@@ -37,10 +37,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...activations import get_activation
-from ..config import ConfigError
+from ..config import ConfigError, option
 from ..data.urls import Tokenizer, UrlDataset
 
-__all__ = ["GRID", "UrlCNN", "UrlCNNSettings", "build_vocab", "train_word2vec", "encode_sessions", "metrics",
+__all__ = ["GRID", "UrlCNN", "UrlCNNSettings", "UrlCNNKeys", "build_vocab", "train_word2vec", "encode_sessions", "metrics",
            "resolve_rows", "fold_vocab", "fit_evaluate"]
 
 GRID = ("ReLU", "AReLU", "AGumb")  # Table 4's rows (conv) and columns (fc)
@@ -202,6 +202,38 @@ class UrlCNNSettings:
     hidden: int = 500
     alpha_init: float = 1.0
     seed: int = 0
+
+
+@dataclass
+class UrlCNNKeys:
+    """The config keys of the URL CNN and its training (a table's config subclasses it)."""
+
+    embedding: str = option("word2vec", choices=("word2vec", "learned"),
+                            help="Word2Vec on the training fold (the paper's two steps) or learned end to end")
+    static: bool = option(True, help="freeze the Word2Vec vectors")
+    dim: int = option(50, min=2, help="embedding size")
+    rows: str = option("auto", choices=("auto", "urls", "words"),
+                       help="CNN sequence: one row per URL (sessions) or per word (single URLs); auto picks")
+    max_words: int = option(16, min=1, help="words per URL (rows=urls) or per session (rows=words)")
+    min_count: int = option(1, min=1, help="words seen fewer times in the training fold are unknown")
+    w2v_epochs: int = option(5, min=1, help="Word2Vec epochs")
+    epochs: int = option(10, min=1, help="training epochs")
+    batch_size: int = option(50, min=2, help="minibatch size")
+    lr: float = option(1e-3, min=0.0, help="Adam learning rate")
+    weight_decay: float = option(0.0, min=0.0, help="Adam weight decay")
+    hidden: int = option(500, min=1, help="FC hidden neurons")
+
+    def urlcnn_settings(self, conv: str, fc: str, max_urls: int, alpha_init: float, seed: int) -> UrlCNNSettings:
+        return UrlCNNSettings(conv_act=conv, fc_act=fc, embedding=self.embedding, static=self.static, dim=self.dim,
+                              rows=self.rows, max_urls=max_urls, max_words=self.max_words, min_count=self.min_count,
+                              w2v_epochs=self.w2v_epochs, epochs=self.epochs, batch=self.batch_size, lr=self.lr,
+                              weight_decay=self.weight_decay, hidden=self.hidden, alpha_init=alpha_init, seed=seed)
+
+    def urlcnn_choices(self) -> Dict[str, str]:
+        """What the model's training does where the paper is silent (a report's choices section)."""
+        frozen = " (training fold only, frozen)" if self.static and self.embedding == "word2vec" else ""
+        return {"embedding": self.embedding + frozen,
+                "optimiser": f"Adam lr {self.lr:g}, batch {self.batch_size}, {self.epochs} epochs (the paper gives none)"}
 
 
 def metrics(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int) -> Dict:

@@ -31,8 +31,7 @@ PAPER_TABLE1 = {
     (8, "Sig"): {"Sig": 83.7, "AGumb": 83.8, "ReLU": 81.8, "AReLU": 81.9},
     (8, "ReLU"): {"Sig": 57.3, "AGumb": 88.2, "ReLU": 89.3, "AReLU": 89.9},
 }
-PAPER_MAX_SE = 0.22
-TEACHERS = ("Sig", "ReLU")
+PAPER_MAX_SE, TEACHERS = 0.22, ("Sig", "ReLU")
 FIGURE_KEYS = ("depth", "teacher", "draw", "fold", "accuracy", "majority_rate")  # results.json: Figures 3-4's students
 
 
@@ -51,6 +50,7 @@ class Table1Config(TeacherKeys, StudentKeys, ExperimentConfig):
     students: List[str] = option(["Sig", "AGumb", "ReLU", "AReLU"], choices=STUDENT_ACTIVATIONS, help="student activations")
 
     def validate(self) -> None:
+        super().validate()
         if len(self.epochs) not in (1, len(self.depths)):
             raise ConfigError(f"config key 'epochs': expected one value or one per depth ({len(self.depths)}), got "
                               f"{self.epochs}")
@@ -59,7 +59,7 @@ class Table1Config(TeacherKeys, StudentKeys, ExperimentConfig):
         if len(set(self.students)) != len(self.students) or len(set(self.teachers)) != len(self.teachers):
             raise ConfigError("config keys 'students'/'teachers': expected no repeated names")
 
-    def epochs_for(self, depth: int) -> int:
+    def epochs_for(self, depth: int) -> int:  # the epochs of the rows of ``depth`` layers
         return self.epochs[0] if len(self.epochs) == 1 else self.epochs[self.depths.index(depth)]
 
 
@@ -128,9 +128,8 @@ class Table1(TableExperiment):
 
         X, y, attempt = cfg.teacher_data(lambda k: stable_seed(cfg.seed, "teacher", depth, teacher, draw,
                                                                *(("redraw", k) if k else ())), depth, teacher)
-        splits = stratified_folds(y.numpy(), cfg.folds, stable_seed(cfg.seed, "folds", depth, teacher, draw),
-                                  short_class="plain")
-        return X, y, splits, attempt
+        seed = stable_seed(cfg.seed, "folds", depth, teacher, draw)
+        return X, y, stratified_folds(y.numpy(), cfg.folds, seed, short_class="plain"), attempt
 
     def run_task(self, cfg: Table1Config, task: Task, run_dir: str, progress=None) -> None:
         import time
@@ -153,9 +152,8 @@ class Table1(TableExperiment):
                     keys.append({"student": student, "draw": draw, "fold": fold, "column": student,
                                  "majority_rate": majority, "positive_rate": float(y.float().mean()),
                                  "n_train": len(tr), "n_test": len(te), "teacher_redraw": redraw})
-        t0 = time.perf_counter()
-        res = train_batched(specs, cfg.student_settings(depth, cfg.width, cfg.epochs_for(depth), cfg.alpha_init),
-                            progress=progress)
+        t0, settings = time.perf_counter(), cfg.student_settings(depth, cfg.width, cfg.epochs_for(depth), cfg.alpha_init)
+        res = train_batched(specs, settings, progress=progress)
         seconds, chash = time.perf_counter() - t0, run_hash(cfg)
         for m, key in enumerate(keys):
             write_record(run_dir, record_path(depth, teacher, key["student"], key["draw"], key["fold"]), {

@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from typing import Dict, List
 
 from ..config import option
+from ..data.mnist import MnistKeys
 from ..grid import GridConfig, GridExperiment
+from ..models.lenet import LeNetKeys
 from ..registry import register
 from ..report import fmt_num, markdown_table
 
@@ -38,21 +40,12 @@ CURVES = ("train_error", "train_loss", "val_error", "val_loss", "test_error", "t
 
 
 @dataclass
-class Table2Config(GridConfig):
-    """The settings of Table 2. Defaults are the paper's where it gives them; see ``help`` of each."""
+class Table2Config(LeNetKeys, MnistKeys, GridConfig):
+    """The settings of Table 2: the data's keys (:class:`..data.mnist.MnistKeys`), LeNet5's training
+    (:class:`..models.lenet.LeNetKeys`) and the repeats. Defaults are the paper's where it gives them."""
 
     data_dir: str = option("", help="data root holding mnist/, or an MNIST-layout folder itself (default: $ACTADAPT_DATA)")
-    epochs: int = option(150, min=1, help="training epochs (paper: 150)")
     repeats: int = option(1, min=1, help="independent seeds per cell (the paper reports one number per cell)")
-    batch_size: int = option(100, min=2, help="minibatch size (paper: 100)")
-    lr: float = option(0.01, min=0.0, help="SGD learning rate (paper: 0.01)")
-    momentum: float = option(0.0, min=0.0, help="SGD momentum (paper: plain SGD, 0)")
-    weight_decay: float = option(0.0, min=0.0, help="L2 weight decay on weights and biases (paper: none stated)")
-    alpha_lr_scale: float = option(1.0, min=0.0, help="learning rate of rho (alpha = exp rho) relative to lr")
-    val_size: int = option(10_000, min=0, help="last training images held out for validation (Theano tutorial: 10,000); 0 trains on all")
-    train_size: int = option(0, min=0, help="use only the first N of the remaining training images (0: all)")
-    test_size: int = option(0, min=0, help="use only the first N test images (0: all 10,000)")
-    eval_batch: int = option(1000, min=1, help="batch size of the evaluation passes")
 
 
 PRESETS = {
@@ -128,19 +121,18 @@ class Table2(GridExperiment):
     def train_cell(self, cfg: Table2Config, conv: str, fc: str, rep: int, checkpoint, progress) -> Dict:
         import torch
 
-        from ... import get_backend, param_groups
+        from ... import get_backend
         from ...inspect import alpha_dict
-        from ..data.mnist import as_float, mnist_splits
+        from ..data.mnist import as_float
         from ..loop import best_epoch, train_epochs
         from ..models.lenet import LeNet5
         from ..seeds import stable_seed
 
-        train, val, test = mnist_splits(cfg.data_root(), cfg.val_size, cfg.train_size, cfg.test_size)
+        train, val, test = cfg.splits(cfg.data_root())
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(stable_seed("table2", cfg.seed, "init", rep))  # one start for every cell of a repeat
             model = LeNet5(conv, fc, image_size=tuple(train.images.shape[1:]), alpha_init=cfg.alpha_init)
-        groups = param_groups(model, lr=cfg.lr, alpha_lr=cfg.lr * cfg.alpha_lr_scale, weight_decay=cfg.weight_decay)
-        opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+        opt = cfg.lenet_optimizer(model)
         n = train.images.shape[0]
 
         def batches(epoch: int):  # each epoch's order from its own seed: the same in every cell of a repeat
@@ -183,26 +175,9 @@ class Table2(GridExperiment):
                 "epochs_done": min((len(r["epochs"]) for r in mine), default=0)}
 
     def choices(self, cfg: Table2Config) -> Dict[str, str]:
-        return {
-            "batch normalisation": "after each convolution and after the hidden FC layer, before the activation "
-            "(conv -> BN -> act -> max-pool; FC -> BN -> act); no bias in the layers a norm follows",
-            "alpha": "one per channel in the conv layers (20, 50), one per neuron in the FC layer (1000); "
-            f"alpha = exp(rho), initial alpha {cfg.alpha_init:g}; Swish means the adaptive x*sigmoid(alpha x)",
-            "optimiser": f"{'plain ' if not cfg.momentum else ''}SGD, lr {cfg.lr:g} (alpha: x{cfg.alpha_lr_scale:g}), momentum {cfg.momentum:g}, "
-            f"weight decay {cfg.weight_decay:g} (none on alpha), batch {cfg.batch_size}, cross-entropy, no penalty",
-            "initialisation": "PyTorch defaults (Kaiming-uniform conv/linear weights, BN weight 1 bias 0); every cell "
-            "of a repeat starts from the same weights and sees the same minibatch order",
-            "input": "pixels scaled to [0, 1]; no augmentation",
-            "validation": (f"the last {cfg.val_size} training images (as the Theano LeNet tutorial's 50k/10k split), "
-                           "used only for the curves") if cfg.val_size else "none (val_size=0): trained on every training image",
-            "training error": "running error over each epoch's minibatches (train mode), as the epoch goes",
-            "test accuracy": "on the standard test set"
-            + (f" (first {cfg.test_size} images only)" if cfg.test_size else " (10,000 images)")
-            + " after the last epoch; no early stopping or model selection",
-            "sizes": f"{cfg.epochs} epochs"
-            + (f", first {cfg.train_size} training images only" if cfg.train_size else "")
-            + (f", {cfg.repeats} seeds per cell" if cfg.repeats > 1 else ", one seed per cell"),
-        }
+        return {**cfg.lenet_choices(cfg.alpha_init), **cfg.mnist_choices(),
+                "sizes": f"{cfg.epochs} epochs" + (f", first {cfg.train_size} training images only" if cfg.train_size else "")
+                + (f", {cfg.repeats} seeds per cell" if cfg.repeats > 1 else ", one seed per cell")}
 
     # ----------------------------------------------------------------------------------- report
     def report_intro(self, cfg: Table2Config, results: Dict) -> List[str]:

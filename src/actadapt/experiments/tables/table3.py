@@ -11,13 +11,13 @@ fold share the split, the initial weights and the minibatch order: rows and colu
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Dict, List
 
 from ..config import ConfigError, option
-from ..data.wordvectors import KIM_VECTORS_STD
+from ..data.moviereview import ReviewKeys
 from ..grid import GridConfig, GridExperiment
+from ..models.textcnn import KimCNNKeys
 from ..registry import register
 from ..report import fmt_num, mean_se
 from ..seeds import stable_seed
@@ -35,67 +35,24 @@ KIM_CNN_STATIC_MR = 81.0  # Kim (2014), Table 2, CNN-static on MR (10-fold CV, f
 
 
 @dataclass
-class Table3Config(GridConfig):
-    """The settings of Table 3. Defaults are the paper's (after Kim's CNN-static); see ``help`` of each."""
+class Table3Config(KimCNNKeys, ReviewKeys, GridConfig):
+    """The settings of Table 3: the data's keys (:class:`..data.moviereview.ReviewKeys`), the model's
+    (:class:`..models.textcnn.KimCNNKeys`) and these. Defaults are the paper's (after Kim's CNN-static)."""
 
     FORMER_DEFAULTS = {"backend": "auto"}
 
     data_dir: str = option("", help="data root holding movie-review/ and word-vectors/ (--data-dir or $ACTADAPT_DATA)")
-    dataset: str = option("polarity-v1", choices=("polarity-v1", "polarity-v2"),
-                          help="sentence polarity v1.0 (Kim's MR, 10,662 snippets) or polarity v2.0 (2,000 reviews)")
-    max_examples: int = option(0, min=0, help="use a stratified random subset of this many documents (0: all)")
-    max_len: int = option(0, min=0, help="cut documents to this many tokens (0: no cut; useful for polarity-v2)")
-    vectors: str = option("word2vec", choices=("word2vec", "glove"),
-                          help="word2vec: Google News 300-d (Bolukbasi subset, binary); glove: GloVe 6B 50-d (text)")
-    vectors_file: str = option("", help="another vectors file (absolute, or under <data root>/word-vectors/)")
-    vectors_format: str = option("auto", choices=("auto", "word2vec-binary", "word2vec-text", "glove"),
-                                 help="format of the vectors file (auto: from the first line and the .bin suffix)")
-    vectors_std: float = option(-1.0, min=-1.0,
-                                help="rescale the known vectors to this component std before use; 0: as in the file; "
-                                     "-1 (auto): 0.144 (Kim's U[-0.25, 0.25], the full Google News vectors' scale) "
-                                     "for the default Google News subset, which is unit-normalised (0.058), and "
-                                     "the file's own scale for any other vectors")
-    unknown_range: float = option(0.0, min=0.0, help="unknown words ~ U[-a, a]; 0: a matches the known vectors' variance (Kim)")
-    static: bool = option(True, help="frozen embeddings (CNN-static, the paper) or fine-tuned (CNN-non-static)")
     folds: int = option(5, min=2, help="stratified cross-validation folds (paper: 5)")
-    dev_fraction: float = option(0.1, min=0.0, help="share of each training fold held out for validation (Kim: 0.1)")
     select: str = option("best_dev", choices=("best_dev", "last"),
                          help="report the test accuracy at the best validation epoch (Kim) or after the last epoch")
-    epochs: int = option(50, min=1, help="training epochs (paper: 50)")
-    batch_size: int = option(50, min=1, help="minibatch size (paper, Kim: 50)")
-    optimizer: str = option("adadelta", choices=("adadelta", "sgd"),
-                            help="adadelta (Kim's; lr scales its step) or plain sgd (the paper's eqs. 4-6)")
-    lr: float = option(1.0, min=0.0, help="learning rate (paper: 0.05, read as an SGD step; Kim's Adadelta: 1.0)")
-    momentum: float = option(0.0, min=0.0, help="SGD momentum (optimizer=sgd only)")
-    max_norm: float = option(3.0, min=0.0, help="Kim's max-norm of each FC unit's weight vector (0: off)")
-    dropout: float = option(0.5, min=0.0, help="dropout before each linear layer (paper, Kim: 0.5)")
-    widths: List[int] = option([3, 4, 5], min=1, help="filter widths (paper, Kim: 3, 4, 5)")
-    maps: int = option(100, min=1, help="feature maps per width (paper, Kim: 100)")
-    hidden: int = option(100, min=0, help="FC hidden neurons (paper: 100; 0: Kim's original, no hidden layer)")
-    bucket: bool = option(False, help="batch sentences of similar length (less padding, faster; Kim: random batches)")
 
     def validate(self) -> None:
         super().validate()
-        if self.dropout >= 1.0:
-            raise ConfigError(f"config key 'dropout': expected a rate in [0, 1), got {self.dropout}")
-        if self.dev_fraction >= 0.5:
-            raise ConfigError(f"config key 'dev_fraction': expected a share in [0, 0.5), got {self.dev_fraction}")
         if self.select == "best_dev" and self.dev_fraction <= 0:
             raise ConfigError("config key 'select': best_dev needs dev_fraction > 0 (or set select=last)")
         if self.max_examples and self.max_examples < 4 * self.folds:
             raise ConfigError(f"config key 'max_examples': expected 0 (all) or at least 4 x folds = {4 * self.folds}, "
                               f"got {self.max_examples}")
-        if self.momentum and self.optimizer != "sgd":
-            raise ConfigError("config key 'momentum': only used with optimizer=sgd")
-        if self.vectors_std < 0 and self.vectors_std != -1.0:
-            raise ConfigError(f"config key 'vectors_std': expected -1 (auto), 0 (as in the file) or a positive std, "
-                              f"got {self.vectors_std}")
-
-    def effective_vectors_std(self) -> float:
-        """The component std the known vectors are rescaled to (0: none); resolves -1 (auto)."""
-        if self.vectors_std != -1.0:
-            return self.vectors_std
-        return KIM_VECTORS_STD if self.vectors == "word2vec" and not self.vectors_file else 0.0
 
 
 PRESETS = {
@@ -147,29 +104,21 @@ class Table3(GridExperiment):
                                               "tokens per document")
 
     # ------------------------------------------------------------------------------------ training
-    def prepared(self, cfg: Table3Config) -> Dict:
-        from ..data.moviereview import prepare_reviews
-
-        return prepare_reviews(cfg.data_dir, cfg.dataset, cfg.max_examples, cfg.max_len, cfg.vectors,
-                               cfg.vectors_file, cfg.vectors_format, cfg.unknown_range, cfg.effective_vectors_std(),
-                               cfg.folds, cfg.dev_fraction, cfg.seed)
-
     def train_cell(self, cfg: Table3Config, conv: str, fc: str, fold: int, checkpoint, progress) -> Dict:
         import torch
 
         from ...inspect import alpha_dict
         from ..loop import best_epoch
-        from ..models.textcnn import KimCNN, train_textcnn
+        from ..models.textcnn import train_textcnn
 
-        prep = self.prepared(cfg)
+        prep = cfg.reviews(cfg.data_dir, cfg.folds, cfg.seed)
         tr, dv, te = prep["splits"][fold]
         seqs, labels = prep["seqs"], prep["labels"]
-        model = KimCNN(torch.from_numpy(prep["matrix"]), cfg.widths, cfg.maps, cfg.hidden, 2, conv, fc,
-                       cfg.dropout, cfg.static, cfg.alpha_init)
+        model = cfg.kim_model(torch.from_numpy(prep["matrix"]), conv, fc, cfg.alpha_init)
         # the same initial weights for every cell of this fold (the alphas start at alpha_init)
         model.reset_parameters(torch.Generator().manual_seed(stable_seed(cfg.seed, "init", fold) % (2**63)))
         torch.manual_seed(stable_seed(cfg.seed, "dropout", fold) % (2**63))
-        res = train_textcnn(model, *(([seqs[i] for i in idx], labels[idx]) for idx in (tr, dv, te)), self.settings(cfg),
+        res = train_textcnn(model, *(([seqs[i] for i in idx], labels[idx]) for idx in (tr, dv, te)), cfg.kim_settings(),
                             shuffle_seed=stable_seed(cfg.seed, "shuffle", fold) % (2**63), progress=progress,
                             checkpoint=checkpoint)
         last, found = len(res.test_error) - 1, best_epoch(res.dev_error)
@@ -208,21 +157,9 @@ class Table3(GridExperiment):
                 "train_seconds": {"total": sum(seconds), "per_model_mean": mean_se(seconds)[0] if seconds else None,
                                   "models": len(seconds)}}
 
-    def settings(self, cfg: Table3Config):
-        from ..models.textcnn import TrainSettings
-
-        return TrainSettings(epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer=cfg.optimizer, lr=cfg.lr,
-                             momentum=cfg.momentum, max_norm=cfg.max_norm, bucket=cfg.bucket)
-
     def choices(self, cfg: Table3Config) -> Dict[str, str]:
-        from ..data.moviereview import data_choices
-        from ..data.wordvectors import vector_choices
-        from ..models.textcnn import kim_cnn_choices
-
         return {
-            **data_choices(cfg.dataset, cfg.max_examples, cfg.max_len),
-            **vector_choices(cfg.vectors, cfg.vectors_file, cfg.static, cfg.effective_vectors_std(), cfg.unknown_range),
-            **kim_cnn_choices(cfg.widths, cfg.maps, cfg.hidden, cfg.dropout, cfg.alpha_init, self.settings(cfg)),
+            **cfg.data_choices(cfg.static), **cfg.kim_choices(cfg.alpha_init),
             "folds": f"stratified, shuffled {cfg.folds}-fold cross-validation (seeded); "
                      f"{cfg.dev_fraction:g} of each training fold held out for validation (Kim)",
             "accuracy": {"best_dev": "test-fold accuracy at the epoch of the best validation accuracy (Kim's early "

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from typing import Dict, List
 
 from ..config import ConfigError, option
-from ..data.urls import PAPER_SIZE
+from ..data.urls import PAPER_SIZE, SessionKeys
 from ..grid import GridConfig, GridExperiment
+from ..models.urlcnn import UrlCNNKeys
 from ..registry import register
 from ..report import fmt_num, markdown_table
 from ..seeds import stable_seed
@@ -37,39 +38,15 @@ PAPER_TABLE4 = {
 
 
 @dataclass
-class Table4Config(GridConfig):
-    """The settings of Table 4; the paper gives only the data size, the session cap and the model family."""
+class Table4Config(UrlCNNKeys, SessionKeys, GridConfig):
+    """The settings of Table 4: the sessions' keys (:class:`..data.urls.SessionKeys`), the model's
+    (:class:`..models.urlcnn.UrlCNNKeys`) and the folds; the paper gives only the data size, the session cap and
+    the model family."""
 
     FORMER_DEFAULTS = {"backend": "auto"}
 
     data_dir: str = option("", help="data root holding url-iscx2016/ (--data-dir or $ACTADAPT_DATA)")
-    input: str = option("", help="your data instead of ISCX: a sessions .csv/.jsonl file or a folder of per-class CSVs")
-    classes: str = option("", help="comma-separated label set and order for input (default: labels met / file stems)")
-    max_session: int = option(50, min=1, help="URLs kept per session (paper: at most 50)")
-    dedup: str = option("tokens", choices=("tokens", "url", "none"),
-                        help="drop repeated sessions before splitting: same words (tokens), same strings (url)")
-    sample: int = option(-1, min=-1, help="class-balanced sample of this many sessions (0: all; -1: 13,500, the "
-                         "paper's size, on ISCX and all of a user's input)")
-    fill: bool = option(False, help="give a small class's shortfall to the other classes to reach 'sample'")
-    scheme: bool = option(False, help="tokeniser: keep the scheme as a word")
-    host: bool = option(True, help="tokeniser: keep the host as a word")
-    query: str = option("keys", choices=("keys", "full", "drop"), help="tokeniser: query parameter names, name=value, or none")
-    fragment: bool = option(False, help="tokeniser: keep the fragment as a word")
-    embedding: str = option("word2vec", choices=("word2vec", "learned"),
-                            help="Word2Vec on the training fold (the paper's two steps) or learned end to end")
-    static: bool = option(True, help="freeze the Word2Vec vectors")
-    dim: int = option(50, min=2, help="embedding size")
-    rows: str = option("auto", choices=("auto", "urls", "words"),
-                       help="CNN sequence: one row per URL (sessions) or per word (single URLs); auto picks")
-    max_words: int = option(16, min=1, help="words per URL (rows=urls) or per session (rows=words)")
-    min_count: int = option(1, min=1, help="words seen fewer times in the training fold are unknown")
-    w2v_epochs: int = option(5, min=1, help="Word2Vec epochs")
     folds: int = option(5, min=2, help="stratified cross-validation folds")
-    epochs: int = option(10, min=1, help="training epochs")
-    batch_size: int = option(50, min=2, help="minibatch size")
-    lr: float = option(1e-3, min=0.0, help="Adam learning rate")
-    weight_decay: float = option(0.0, min=0.0, help="Adam weight decay")
-    hidden: int = option(500, min=1, help="FC hidden neurons")
 
     def validate(self) -> None:
         super().validate()
@@ -130,26 +107,7 @@ class Table4(GridExperiment):
         return super().tasks(cfg)
 
     def prepared(self, cfg: Table4Config) -> Dict:
-        from ..data.urls import prepare_sessions
-
-        classes = tuple(c.strip() for c in cfg.classes.split(",") if c.strip())
-        return prepare_sessions(cfg.data_dir, cfg.input, classes, cfg.max_session, cfg.dedup, cfg.sample, cfg.fill,
-                                self.tokenizer(cfg), cfg.folds, cfg.seed)
-
-    @staticmethod
-    def tokenizer(cfg: Table4Config):
-        from ..data.urls import Tokenizer
-
-        return Tokenizer(scheme=cfg.scheme, host=cfg.host, query=cfg.query, fragment=cfg.fragment)
-
-    def settings(self, cfg: Table4Config, conv: str, fc: str, fold: int):
-        from ..models.urlcnn import UrlCNNSettings
-
-        return UrlCNNSettings(conv_act=conv, fc_act=fc, embedding=cfg.embedding, static=cfg.static, dim=cfg.dim,
-                              rows=cfg.rows, max_urls=cfg.max_session, max_words=cfg.max_words,
-                              min_count=cfg.min_count, w2v_epochs=cfg.w2v_epochs, epochs=cfg.epochs,
-                              batch=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay, hidden=cfg.hidden,
-                              alpha_init=cfg.alpha_init, seed=stable_seed(cfg.seed, "fold", fold) % (2**31))
+        return cfg.sessions(cfg.data_dir, cfg.folds, cfg.seed)
 
     def train_cell(self, cfg: Table4Config, conv: str, fc: str, fold: int, checkpoint, progress) -> Dict:
         from ..config import run_hash
@@ -157,14 +115,14 @@ class Table4(GridExperiment):
 
         ds = self.prepared(cfg)["ds"]
         tr, te = self.prepared(cfg)["folds"][fold]
-        s = self.settings(cfg, conv, fc, fold)
+        s = cfg.urlcnn_settings(conv, fc, cfg.max_session, cfg.alpha_init, stable_seed(cfg.seed, "fold", fold) % (2**31))
         # every cell of a fold gets the same vocabulary and vectors (paired comparisons); a worker keeps the
         # last fold's, as tasks come fold by fold
         key = (run_hash(cfg), cfg.data_dir, fold)
         if key not in _VOCAB:
             _VOCAB.clear()
-            _VOCAB[key] = fold_vocab(ds, tr, s, self.tokenizer(cfg))
-        res = fit_evaluate(ds, tr, te, s, self.tokenizer(cfg), progress, _VOCAB[key], checkpoint)
+            _VOCAB[key] = fold_vocab(ds, tr, s, cfg.tokenizer())
+        res = fit_evaluate(ds, tr, te, s, cfg.tokenizer(), progress, _VOCAB[key], checkpoint)
         return {
             # fractions, as cell_stats expects; the fold's metrics in % are in "metrics"
             "precision": res["precision"] / 100, "recall": res["recall"] / 100, "accuracy": res["accuracy"] / 100,
@@ -198,16 +156,7 @@ class Table4(GridExperiment):
         return {"confusion": confusion, "data": data}
 
     def choices(self, cfg: Table4Config) -> Dict[str, str]:
-        everything = cfg.sample == 0 or (cfg.sample < 0 and cfg.input)
-        return {
-            "data": "ISCX-URL-2016 single URLs (URL type, not user intent)" if not cfg.input else f"user data {cfg.input}",
-            "dedup": f"by {cfg.dedup}, before splitting",
-            "sample": "all (no sampling)" if everything
-            else f"class-balanced, target {cfg.sample if cfg.sample > 0 else PAPER_SIZE} in all",
-            "tokeniser": f"scheme {cfg.scheme}, host {cfg.host}, query {cfg.query}, fragment {cfg.fragment}",
-            "embedding": cfg.embedding + (" (training fold only, frozen)" if cfg.static and cfg.embedding == "word2vec" else ""),
-            "optimiser": f"Adam lr {cfg.lr:g}, batch {cfg.batch_size}, {cfg.epochs} epochs (the paper gives none)",
-        }
+        return {**cfg.session_choices(), **cfg.urlcnn_choices()}
 
     # -------------------------------------------------------------------------------------- report
     def format_cell(self, cells: Dict, row: str, col: str, grid: str = "cells") -> str:
