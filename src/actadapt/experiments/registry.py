@@ -9,7 +9,9 @@ An experiment is a small object that the runner drives:
 * ``report(cfg, run_dir, results) -> str``: the markdown of ``report.md`` (figures written beside it);
 * ``memory_estimate(cfg)``: the peak memory of one task (:class:`.resources.MemoryEstimate`), checked against
   the machine before any training (default: unknown, only the worker's own size is counted);
-* a record may carry ``"diverged": true`` (its loss or weights became non-finite): the runner reports it.
+* a record may carry ``"diverged": true`` (its loss or weights became non-finite): the runner reports it;
+* its training loops report every step to :mod:`.probe`, so a planner can time a task's first steps by
+  running ``run_task`` inside :func:`.probe.probe_steps` (into a scratch folder) without running it whole.
 
 A new table adds a module under :mod:`.tables` defining such an object and one line to :data:`_BUILTIN`; it
 gets the CLI, run folders, resume and executors for free. :class:`.table.TableExperiment` gives it
