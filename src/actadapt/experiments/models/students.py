@@ -101,7 +101,7 @@ class TrainResult:
     ``alphas[m]`` is a list over hidden layers of per-neuron alpha lists, or ``None`` for a fixed activation.
     ``curve_epochs`` are the epochs (1-based) at which ``test_acc``/``train_loss`` were recorded.
     ``diverged_epoch[m]`` is the first epoch whose loss was non-finite (or the last epoch, when only the
-    final weights are), ``None`` for a model that trained finitely (:mod:`.divergence`).
+    final weights are), ``None`` for a model that trained finitely (:mod:`..divergence`).
     """
 
     accuracy: List[float]

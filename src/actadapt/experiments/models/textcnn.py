@@ -188,7 +188,7 @@ class FoldResult:
     dev_error: List[float] = field(default_factory=list)
     test_error: List[float] = field(default_factory=list)
     seconds: float = 0.0
-    diverged_epoch: Optional[int] = None  # first epoch with a non-finite loss (or weights), see .divergence
+    diverged_epoch: Optional[int] = None  # first epoch with a non-finite loss (or weights), see ..divergence
 
 
 def _make_optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
