@@ -33,8 +33,8 @@ import threading
 import time
 from typing import Iterator, List
 
-__all__ = ["RunInterrupted", "STOP_SIGNALS", "stop_on_signals", "raise_if_stopped", "die_with_parent",
-           "PARENT_GONE_EXIT"]
+__all__ = ["RunInterrupted", "STOP_SIGNALS", "stop_on_signals", "raise_if_stopped", "sigint_blocked",
+           "die_with_parent", "PARENT_GONE_EXIT"]
 
 STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
 PARENT_GONE_EXIT = 128 + 9  # a worker that noticed its driver's death exits as if killed by SIGKILL
@@ -98,6 +98,21 @@ def raise_if_stopped() -> None:
     """Raise :class:`RunInterrupted` if a stop signal came (and its exception was lost); a no-op otherwise."""
     if _received:
         raise RunInterrupted(_received[0])
+
+
+@contextlib.contextmanager
+def sigint_blocked() -> Iterator[None]:
+    """Block SIGINT in this thread while a worker is started: the child inherits the mask, so a Ctrl-C during
+    its start-up (importing torch takes seconds) cannot end it with a traceback; here the signal stays
+    pending and is delivered, not lost, when the mask is restored."""
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - Windows
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _watch_parent(parent_pid: int, poll: float) -> None:
