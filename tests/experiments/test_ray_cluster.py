@@ -248,6 +248,14 @@ PYTHON_ERROR = textwrap.dedent("""
     from actadapt.experiments.registry import get_experiment
 
     address, run_dir, kind = sys.argv[1:]
+    stop = RayExecutor.shutdown
+
+    def shutdown_later(self):  # stay connected a while: Ray's messages about the tasks reach this driver
+        if self._conn is not None:
+            time.sleep(4)
+        stop(self)
+
+    RayExecutor.shutdown = shutdown_later
     exp = get_experiment("table1")
     cfg = resolve_config(exp.config_class, exp.presets["smoke"], {"backend": "eager"})
     tasks = sorted(exp.tasks(cfg), key=lambda t: t.id)
@@ -260,7 +268,6 @@ PYTHON_ERROR = textwrap.dedent("""
             done.append(job.task_id)
     except Exception as err:
         error = [type(err).__name__, str(err), type(err.__cause__).__name__]
-    time.sleep(3)  # Ray's messages about the task (a retry would be announced) reach this driver
     print(json.dumps({"done": done, "error": error}))
 """)
 
@@ -272,15 +279,15 @@ def test_a_python_error_in_a_task_is_not_retried_and_stops_the_run(cluster, ray_
         res = subprocess.run([sys.executable, "-c", PYTHON_ERROR, cluster["address"], str(tmp_path / kind), kind], env=env,
                              capture_output=True, text=True, timeout=300)
         assert res.returncode == 0, res.stderr
-        runs[kind] = json.loads(res.stdout.strip().splitlines()[-1]), res.stderr
-    (ray_run, ray_err), (seq_run, _) = runs["ray"], runs["sequential"]
+        runs[kind] = json.loads(res.stdout.strip().splitlines()[-1]), res.stdout + res.stderr
+    (ray_run, ray_output), (seq_run, _) = runs["ray"], runs["sequential"]
     first = sorted(os.listdir(tmp_path / "sequential" / "folds"))
     assert seq_run["done"] == ray_run["done"] and len(ray_run["done"]) == 1  # the job before it finished
     assert ray_run["error"][:2] == seq_run["error"][:2]  # the same error: the CLI prints the same line
     assert ray_run["error"][0] == "ConfigError" and "'lr'" in ray_run["error"][1]
     assert ray_run["error"][2] == "_RemoteTraceback"  # with the worker's traceback attached
     assert sorted(os.listdir(tmp_path / "ray" / "folds")) == first  # what finished is kept, nothing after it
-    assert "will be retried" not in ray_err, ray_err
+    assert "will be retried" not in ray_output, ray_output  # Ray announces each retry on the driver
 
 
 # ------------------------------------------------------------------------------------------ local instance
