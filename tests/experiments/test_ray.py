@@ -24,7 +24,8 @@ def _job(run_dir, index=0, **overrides):
     exp = get_experiment("table1")
     cfg = resolve_config(exp.config_class, exp.presets["smoke"], {"backend": "eager", **overrides})
     task = sorted(exp.tasks(cfg), key=lambda t: t.id)[index]
-    return Job(exp.name, config_to_dict(cfg), task.id, task.params, tuple(task.outputs), str(run_dir)), cfg, task
+    job = Job(exp.name, config_to_dict(cfg), task.id, task.params, tuple(task.outputs), str(run_dir))
+    return job, cfg, task
 
 
 def _tree(root):
@@ -46,13 +47,15 @@ def test_without_ray_the_ray_executor_is_one_line_saying_what_to_install(capsys,
     code = main(["reproduce", "table1", "--preset", "smoke", "--executor", "ray", "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 2
-    assert err.startswith("actadapt: error: --executor ray needs Ray") and "pip install 'actadapt[ray]'" in err
+    assert err.startswith("actadapt: error: --executor ray needs Ray")
+    assert "pip install 'actadapt[ray]'" in err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert not out.exists()  # nothing written
 
 
 def test_address_without_the_ray_executor_is_one_line(capsys, tmp_path):
-    code = main(["reproduce", "table1", "--preset", "smoke", "--address", "auto", "--out", str(tmp_path / "r")])
+    code = main(["reproduce", "table1", "--preset", "smoke", "--address", "auto", "--out",
+                 str(tmp_path / "r")])
     err = capsys.readouterr().err
     assert code == 2 and err == "actadapt: error: --address auto is the address of a Ray cluster: it needs " \
                                 "--executor ray\n"
@@ -60,8 +63,8 @@ def test_address_without_the_ray_executor_is_one_line(capsys, tmp_path):
 
 
 def test_the_executor_options_are_in_the_help():
-    res = subprocess.run([sys.executable, "-m", "actadapt", "reproduce", "--help"], capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}, timeout=120)
+    res = subprocess.run([sys.executable, "-m", "actadapt", "reproduce", "--help"], capture_output=True,
+                         text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}, timeout=120)
     assert res.returncode == 0
     assert "--executor {local,ray}" in res.stdout and "--address ADDR" in res.stdout
 
@@ -82,8 +85,8 @@ def test_a_job_run_in_scratch_and_written_by_the_driver_equals_a_job_run_in_plac
     assert len(os.listdir(tmp_path / "in-place" / "folds")) == len(task.outputs)  # it compared something
 
 
-@pytest.mark.parametrize("name", ["../escape.json", "/abs.json", "config.json", ".actadapt.lock", "folds/./x.json",
-                                  "folds/.x.json.actadapt-tmp-12"])
+@pytest.mark.parametrize("name", ["../escape.json", "/abs.json", "config.json", ".actadapt.lock",
+                                  "folds/./x.json", "folds/.x.json.actadapt-tmp-12"])
 def test_a_returned_file_a_task_may_not_write_is_refused_before_anything_is_written(tmp_path, name):
     job, _, task = _job(tmp_path / "run")
     files = {task.outputs[0]: b"{}", name: b"{}"}
@@ -107,7 +110,8 @@ def test_the_declared_outputs_are_written_last(tmp_path, monkeypatch):
     job, _, task = _job(tmp_path / "run")
     order = []
     real = rundir.atomic_write
-    monkeypatch.setattr(rundir, "atomic_write", lambda path, *a, **k: (order.append(path), real(path, *a, **k)))
+    monkeypatch.setattr(rundir, "atomic_write",
+                        lambda path, *a, **k: (order.append(path), real(path, *a, **k)))
     write_job_files(job, {**{o: b"{}" for o in task.outputs}, "checkpoints/x.pt": b"state"})
     assert order[0].endswith(os.path.join("checkpoints", "x.pt")) and len(order) == len(task.outputs) + 1
 
@@ -138,8 +142,8 @@ def test_a_node_with_other_versions_fails_with_one_line(tmp_path):
     from actadapt.experiments.ray_executor import run_on_node
 
     job, _, _ = _job(tmp_path)
-    with pytest.raises(ConfigError, match=r"^Ray node \S+ has actadapt .* with torch .*, the driver actadapt 0\.0\.1 "
-                                          r"with torch .*: install the same versions on every node$"):
+    with pytest.raises(ConfigError, match=r"^Ray node \S+ has actadapt .* with torch .*, the driver actadapt "
+                                          r"0\.0\.1 with torch .*: install the same versions on every node$"):
         run_on_node(job, _driver(actadapt="0.0.1"))
 
 
@@ -148,8 +152,8 @@ def test_a_node_without_the_data_root_fails_with_one_line(tmp_path):
 
     job, _, _ = _job(tmp_path)
     job = Job(**{**job.__dict__, "config": {**job.config, "data_dir": str(tmp_path / "missing")}})
-    with pytest.raises(ConfigError, match=r"data root '.*missing' is not a folder on Ray node \S+: every node needs "
-                                          "the data root at the same path"):
+    with pytest.raises(ConfigError, match=r"data root '.*missing' is not a folder on Ray node \S+: "
+                                          "every node needs the data root at the same path"):
         run_on_node(job, _driver())
 
 
@@ -182,7 +186,8 @@ def test_scratch_folders_of_dead_workers_are_cleaned_and_nothing_else(tmp_path):
     link.symlink_to(target)
     _clean_stale_scratch(str(tmp_path))
     assert not stale.exists()
-    assert alive.is_dir() and other.read_text() == "user file" and link.is_symlink() and (target / "keep").exists()
+    assert alive.is_dir() and other.read_text() == "user file"
+    assert link.is_symlink() and (target / "keep").exists()
 
 
 # ------------------------------------------------------------------------------------------ Ray's errors
@@ -205,8 +210,9 @@ def test_ray_errors_are_sorted_out():
     assert str(lost).startswith(f"task {job.task_id} was lost on Ray after 3 retries (WorkerCrashedError: ")
     assert str(lost).endswith("rerun the same command to resume (finished tasks are kept)")
     old_node = RuntimeError("The remote function failed to import on the worker.")
-    text = "RuntimeError: The remote function failed to import\nModuleNotFoundError: No module named 'actadapt.x'"
+    text = ("RuntimeError: The remote function failed to import\n"
+            "ModuleNotFoundError: No module named 'actadapt.x'")
     err = executor._error(ray, job, task_error(old_node, text))
     assert isinstance(err, ConfigError) and str(err) == (
-        "a Ray node cannot run actadapt's tasks (ModuleNotFoundError: No module named 'actadapt.x'): install the "
-        "same actadapt and torch on every node as on the driver")
+        "a Ray node cannot run actadapt's tasks (ModuleNotFoundError: No module named 'actadapt.x'): install "
+        "the same actadapt and torch on every node as on the driver")

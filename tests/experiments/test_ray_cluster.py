@@ -110,8 +110,8 @@ def ray_env():
     under 108 characters), the workers' scratch folders there too, a token of our own, no usage report."""
     root = tempfile.mkdtemp(prefix="ar", dir="/tmp")
     env = {**os.environ, "RAY_TMPDIR": root, "TMPDIR": root, "RAY_AUTH_MODE": "token",
-           "RAY_AUTH_TOKEN": secrets.token_hex(16), "RAY_USAGE_STATS_ENABLED": "0", "ACTADAPT_BACKEND": "eager",
-           "PYTHONPATH": os.pathsep.join(sys.path), "PYTHONUNBUFFERED": "1"}
+           "RAY_AUTH_TOKEN": secrets.token_hex(16), "RAY_USAGE_STATS_ENABLED": "0",
+           "ACTADAPT_BACKEND": "eager", "PYTHONPATH": os.pathsep.join(sys.path), "PYTHONUNBUFFERED": "1"}
     env.pop("RAY_ADDRESS", None)
     yield env, root
     shutil.rmtree(root, ignore_errors=True)
@@ -132,10 +132,11 @@ def cluster(ray_env):
     log_path = os.path.join(root, "head.log")
     ray_cli = os.path.join(os.path.dirname(sys.executable), "ray")
     with open(log_path, "w") as log:
-        head = subprocess.Popen([ray_cli, "start", "--head", "--block", "--num-cpus", "2", "--node-ip-address",
-                                 "127.0.0.1", "--port", str(port), "--include-dashboard", "false",
-                                 "--disable-usage-stats"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        head = subprocess.Popen([ray_cli, "start", "--head", "--block", "--num-cpus", "2",
+                                 "--node-ip-address", "127.0.0.1", "--port", str(port),
+                                 "--include-dashboard", "false", "--disable-usage-stats"],
+                                env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
     try:
         deadline = time.time() + 180
         while "Ray runtime started" not in open(log_path).read():
@@ -194,8 +195,8 @@ def test_tables_1_and_4_through_ray_give_the_sequential_results(cluster, ray_env
     from actadapt.experiments.url_sessions import generate_sessions, write_sessions
 
     env, root = ray_env
-    res = subprocess.run(_cli(tmp_path / "t1", "--address", cluster["address"]), env=env, capture_output=True, text=True,
-                         timeout=600)
+    res = subprocess.run(_cli(tmp_path / "t1", "--address", cluster["address"]), env=env,
+                         capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "ray: joined the Ray cluster at " in res.stdout and "(2 CPUs on 1 node(s))" in res.stdout
     assert len(_tasks_done(res.stdout)) == 4  # the "task done" lines, as with the local executors
@@ -204,8 +205,8 @@ def test_tables_1_and_4_through_ray_give_the_sequential_results(cluster, ray_env
     sessions = write_sessions(str(tmp_path / "sessions.jsonl"), generate_sessions(200, seed=4))
     t4 = {"input": sessions, "sample": "0"}
     cmd = [sys.executable, "-m", "actadapt", "reproduce", "table4", "--preset", "smoke", "--out",
-           str(tmp_path / "t4"), "--executor", "ray", "--address", cluster["address"], "--set", "backend=eager",
-           *[a for k, v in t4.items() for a in ("--set", f"{k}={v}")]]
+           str(tmp_path / "t4"), "--executor", "ray", "--address", cluster["address"],
+           "--set", "backend=eager", *[a for k, v in t4.items() for a in ("--set", f"{k}={v}")]]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout + res.stderr
     _assert_same_results(str(tmp_path / "t4"), _reference(tmp_path, "table4", t4, "t4-sequential"))
@@ -216,12 +217,12 @@ def test_a_killed_worker_process_is_replaced_and_its_task_retried(cluster, ray_e
     env, root = ray_env
     log = tmp_path / "run.log"
     with open(log, "w") as fh:
-        run = subprocess.Popen(_cli(tmp_path / "run", "--address", cluster["address"], *LONG), env=env, stdout=fh,
-                               stderr=subprocess.STDOUT, start_new_session=True)
+        run = subprocess.Popen(_cli(tmp_path / "run", "--address", cluster["address"], *LONG), env=env,
+                               stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         victim = None
         deadline = time.time() + 240
-        while victim is None and time.time() < deadline:  # a worker while it runs a task: `ray::actadapt:TASK`
+        while victim is None and time.time() < deadline:  # a worker running a task: `ray::actadapt:TASK`
             assert run.poll() is None, log.read_text()
             busy = [p for p, (st, _, sid, cmd) in _proc_table().items()
                     if sid == cluster["session"] and st != "Z" and cmd.startswith("ray::actadapt:")]
@@ -260,7 +261,8 @@ PYTHON_ERROR = textwrap.dedent("""
     cfg = resolve_config(exp.config_class, exp.presets["smoke"], {"backend": "eager"})
     tasks = sorted(exp.tasks(cfg), key=lambda t: t.id)
     good = [Job(exp.name, config_to_dict(cfg), t.id, t.params, tuple(t.outputs), run_dir) for t in tasks]
-    bad = Job(exp.name, {**good[1].config, "lr": -1.0}, "bad", good[1].task_params, good[1].task_outputs, run_dir)
+    bad = Job(exp.name, {**good[1].config, "lr": -1.0}, "bad", good[1].task_params, good[1].task_outputs,
+              run_dir)
     executor = RayExecutor(address=address, workers=1) if kind == "ray" else SequentialExecutor()
     done, error = [], None
     try:
@@ -276,8 +278,8 @@ def test_a_python_error_in_a_task_is_not_retried_and_stops_the_run(cluster, ray_
     env, _ = ray_env
     runs = {}
     for kind in ("ray", "sequential"):
-        res = subprocess.run([sys.executable, "-c", PYTHON_ERROR, cluster["address"], str(tmp_path / kind), kind], env=env,
-                             capture_output=True, text=True, timeout=300)
+        res = subprocess.run([sys.executable, "-c", PYTHON_ERROR, cluster["address"], str(tmp_path / kind),
+                              kind], env=env, capture_output=True, text=True, timeout=300)
         assert res.returncode == 0, res.stderr
         runs[kind] = json.loads(res.stdout.strip().splitlines()[-1]), res.stdout + res.stderr
     (ray_run, ray_output), (seq_run, _) = runs["ray"], runs["sequential"]
@@ -299,7 +301,8 @@ def _first_task_done(run, log, timeout=300):
         time.sleep(0.05)
 
 
-def test_kill_9_of_the_driver_leaves_no_ray_process_and_the_rerun_runs_only_the_missing_tasks(ray_env, tmp_path):
+def test_kill_9_of_the_driver_leaves_no_ray_process_and_a_rerun_runs_only_the_missing_tasks(ray_env,
+                                                                                             tmp_path):
     env, _ = ray_env
     out, log = tmp_path / "run", tmp_path / "run.log"
     with open(log, "w") as fh:

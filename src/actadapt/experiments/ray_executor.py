@@ -82,8 +82,8 @@ def _check_node(job: Job, driver: Dict) -> None:
         )
     data_dir = job.config.get("data_dir")
     if data_dir and not os.path.isdir(data_dir):
-        raise ConfigError(f"data root {data_dir!r} is not a folder on Ray node {host}: every node needs the data "
-                          "root at the same path as the driver (a shared or copied folder)")
+        raise ConfigError(f"data root {data_dir!r} is not a folder on Ray node {host}: every node needs the "
+                          "data root at the same path as the driver (a shared or copied folder)")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -275,8 +275,8 @@ class RayExecutor(Executor):
             cause = getattr(err, "cause", None)
             missing = _IMPORT_ERROR.search(text)
             if missing and (isinstance(cause, ImportError) or "failed to import" in str(cause)):
-                return ConfigError(f"a Ray node cannot run actadapt's tasks ({missing.group(0)}): install the "
-                                   "same actadapt and torch on every node as on the driver")
+                return ConfigError(f"a Ray node cannot run actadapt's tasks ({missing.group(0)}): install "
+                                   "the same actadapt and torch on every node as on the driver")
             if isinstance(cause, Exception) and not isinstance(cause, ray.exceptions.RayError):
                 cause.__cause__ = _RemoteTraceback(text)
                 return cause

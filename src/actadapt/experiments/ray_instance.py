@@ -169,7 +169,7 @@ def keeper_main(argv: Optional[List[str]] = None) -> int:
             import ray
 
             ray.shutdown()
-        if os.getsid(0) == os.getpid():  # our own session (never the terminal's of someone who ran us by hand)
+        if os.getsid(0) == os.getpid():  # our own session, never the terminal's of one who ran us by hand
             end_session(os.getpid(), reap=True)
         _reap()
     return 0
@@ -233,8 +233,8 @@ def _start_keeper(num_cpus: int) -> subprocess.Popen:
 
 
 def _read_address(proc: subprocess.Popen, timeout: float) -> Dict:
-    """The keeper's first line (``{"address": ..., "auth_mode": ...}``), or a :class:`ConfigError` with the end
-    of its log."""
+    """The keeper's first line (``{"address": ..., "auth_mode": ...}``), or a :class:`ConfigError` with the
+    end of its log."""
     fd = proc.stdout.fileno()
     buf = b""
     deadline = time.monotonic() + timeout
@@ -301,7 +301,8 @@ def connect(address: Optional[str] = None, num_cpus: Optional[int] = None,
     for this run (see the module notes). A failure is one line (:class:`ConfigError`)."""
     ray = import_ray()
     if ray.is_initialized():
-        raise ConfigError("this process is already connected to Ray; the Ray executor makes its own connection")
+        raise ConfigError("this process is already connected to Ray; the Ray executor makes its own "
+                          "connection")
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address is None:
         from .resources import available_cpus
@@ -317,15 +318,19 @@ def connect(address: Optional[str] = None, num_cpus: Optional[int] = None,
         except BaseException:
             conn.close()
             raise
-        log(f"ray: started a local Ray instance at {conn.address} ({_cpus(ray)} CPUs); it stops with this run")
+        log(f"ray: started a local Ray instance at {conn.address} ({_cpus(ray)} CPUs); it stops with this "
+            "run")
         return conn
     try:
         _join(ray, address)
     except Exception as err:  # ConnectionError, a version mismatch, an unreachable head: one line
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(f"cannot join the Ray cluster at {address!r}: {first}") from None
+        raise ConfigError(f"cannot join the Ray cluster at {address!r}: {first}; check that it runs and has "
+                          "the same Ray version, and for a cluster with token authentication set "
+                          "RAY_AUTH_MODE=token with its token in ~/.ray/auth_token") from None
     conn = Connection(ray.get_runtime_context().gcs_address)
-    log(f"ray: joined the Ray cluster at {conn.address} ({_cpus(ray)} CPUs on {len(alive_nodes(ray))} node(s))")
+    nodes = len(alive_nodes(ray))
+    log(f"ray: joined the Ray cluster at {conn.address} ({_cpus(ray)} CPUs on {nodes} node(s))")
     return conn
 
 
