@@ -301,23 +301,35 @@ def _first_task_done(run, log, timeout=300):
         time.sleep(0.05)
 
 
+@contextlib.contextmanager
+def _running(env, tmp_path, *args):
+    """The run (its own local Ray instance) in a session of its own, past its first finished task; yields the
+    process and its Ray processes (the keeper and the instance's). On the way out, whatever of them is still
+    alive (only ours) is killed by PID."""
+    out, log = tmp_path / "run", tmp_path / "run.log"
+    with open(log, "w") as fh:
+        run = subprocess.Popen(_cli(out, *args), env=env, stdout=fh, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    started = []
+    try:
+        _first_task_done(run, log)
+        started = _tree(run.pid)
+        yield run, started
+    finally:
+        _kill([run.pid, *_session(run.pid), *_tree(run.pid), *started])
+        run.wait()
+
+
 def test_kill_9_of_the_driver_leaves_no_ray_process_and_a_rerun_runs_only_the_missing_tasks(ray_env,
                                                                                              tmp_path):
     env, _ = ray_env
-    out, log = tmp_path / "run", tmp_path / "run.log"
-    with open(log, "w") as fh:
-        run = subprocess.Popen(_cli(out, *LONG), env=env, stdout=fh, stderr=subprocess.STDOUT,
-                               start_new_session=True)
-    try:
-        _first_task_done(run, log)
-        started = _tree(run.pid)  # the keeper and every Ray process of the run's local instance
-        assert any("ray_instance" in _proc_table().get(p, ("", 0, 0, ""))[3] for p in started)
-        assert any("raylet" in _proc_table().get(p, ("", 0, 0, ""))[3] for p in started)
+    out = tmp_path / "run"
+    with _running(env, tmp_path, *LONG) as (run, started):
+        commands = [_proc_table().get(p, ("", 0, 0, ""))[3] for p in started]
+        assert any("ray_instance" in c for c in commands) and any("raylet" in c for c in commands)
         run.kill()
         run.wait()
         assert _wait_gone(started) == [], "a Ray process outlived the killed driver"
-    finally:
-        _kill([*_session(run.pid), *_tree(run.pid)])
     before = sorted(os.listdir(out / "folds"))
     time.sleep(1)
     assert sorted(os.listdir(out / "folds")) == before  # nothing writes into the run folder any more
@@ -333,23 +345,15 @@ def test_kill_9_of_the_driver_leaves_no_ray_process_and_a_rerun_runs_only_the_mi
 def test_a_signal_stops_the_run_and_its_local_ray_instance(ray_env, tmp_path, how):
     """SIGINT goes to the whole process group, as a terminal's Ctrl-C does."""
     env, _ = ray_env
-    out, log = tmp_path / "run", tmp_path / "run.log"
-    with open(log, "w") as fh:
-        run = subprocess.Popen(_cli(out, *LONG), env=env, stdout=fh, stderr=subprocess.STDOUT,
-                               start_new_session=True)
-    try:
-        _first_task_done(run, log)
-        started = _tree(run.pid)
+    with _running(env, tmp_path, *LONG) as (run, started):
         if how == "SIGINT":
             os.killpg(run.pid, signal.SIGINT)
         else:
             run.send_signal(signal.SIGTERM)
         code = run.wait(timeout=120)
         assert _wait_gone(started, 30) == [], "a Ray process outlived the run"
-    finally:
-        _kill([run.pid, *_session(run.pid), *_tree(run.pid)])
-    text = log.read_text()
+    text = (tmp_path / "run.log").read_text()
     assert code == 128 + getattr(signal, how), text
     expected = "interrupted" if how == "SIGINT" else f"stopped by {how}"
     assert text.strip().splitlines()[-1] == f"actadapt: {expected}; {DONE}"
-    assert "Traceback" not in text and not (out / ".actadapt.lock").exists()
+    assert "Traceback" not in text and not (tmp_path / "run" / ".actadapt.lock").exists()
