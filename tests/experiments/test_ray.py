@@ -216,3 +216,31 @@ def test_ray_errors_are_sorted_out():
     assert isinstance(err, ConfigError) and str(err) == (
         "a Ray node cannot run actadapt's tasks (ModuleNotFoundError: No module named 'actadapt.x'): install "
         "the same actadapt and torch on every node as on the driver")
+
+
+def _cluster(*nodes):
+    """A stand-in for the ``ray`` module that answers ``ray.nodes()`` with these (CPUs, memory) nodes."""
+    import types
+
+    listed = [{"Alive": True, "Resources": {"CPU": c, "memory": m}} for c, m in nodes]
+    listed.append({"Alive": False, "Resources": {"CPU": 64.0, "memory": 2.0**40}})  # a dead node counts not
+    return types.SimpleNamespace(nodes=lambda: listed)
+
+
+def test_tasks_in_flight_are_what_the_nodes_hold_by_cpus_and_memory():
+    from actadapt.experiments.ray_executor import _capacity
+
+    gib = 2.0**30
+    assert _capacity(_cluster((2.0, 8 * gib), (8.0, 8 * gib)), 1, 0, "head:6379") == 10
+    assert _capacity(_cluster((2.0, 8 * gib), (8.0, 8 * gib)), 2, 0, "head:6379") == 5
+    assert _capacity(_cluster((2.0, 8 * gib), (8.0, 8 * gib)), 1, int(3 * gib), "head:6379") == 4  # 2 + 2
+
+
+def test_a_task_no_node_can_take_is_one_line():
+    from actadapt.experiments.ray_executor import _capacity
+
+    with pytest.raises(ConfigError, match=r"^each task asks for 4 CPU\(s\) and 1\.0 GiB of memory \(config key "
+                                          r"'threads': 4\), but no node of the Ray cluster at head:6379 has that "
+                                          r"much \(the largest: 2 CPU\(s\), 8\.0 GiB of memory\); lower threads "
+                                          r"or add a larger node$"):
+        _capacity(_cluster((2.0, 8 * 2.0**30)), 4, 2**30, "head:6379")

@@ -25,7 +25,8 @@ A task restarted by Ray starts from its first epoch: its checkpoints lived in th
 
 Tasks in flight: at most ``workers`` when given (``--workers``), else what the cluster holds when the run
 starts (over its nodes, CPUs // threads, memory permitting), so that a failure stops the run after the tasks
-already running, as with a process pool. Give ``--workers`` above that for a cluster that scales up.
+already running, as with a process pool. A task that no node can take is a one-line error unless
+``--workers`` is given: give it above the cluster's size for a cluster that scales up.
 
 ``shutdown()`` cancels the tasks in flight (forced: their worker processes end), disconnects, and stops the
 local instance if this run started one. The driver's SIGINT, SIGTERM and SIGHUP reach it through the
@@ -176,7 +177,8 @@ def _task_needs(job: Job) -> Tuple[int, int]:
 
 
 def _capacity(ray, cpus: int, memory: int, address: str) -> int:
-    """How many such tasks the cluster runs at once; a one-line error when no node can take one."""
+    """How many such tasks the cluster runs at once; a one-line error when no node can take one (a task Ray
+    cannot place would wait for ever)."""
     from .resources import fmt_bytes
 
     def fits(resources: Dict) -> int:
@@ -233,7 +235,13 @@ class RayExecutor(Executor):
         ray = import_ray()
         self._conn = connect(self.address, log=self.log)
         cpus, memory = _task_needs(queue[0])  # one config per run: every task asks the same
-        limit = _capacity(ray, cpus, memory, self._conn.address)
+        try:
+            limit = _capacity(ray, cpus, memory, self._conn.address)
+        except ConfigError as err:
+            if self.workers is None:
+                raise
+            limit = 0  # a cluster that grows on demand may get such a node: --workers says how many to send
+            self.log(f"note: {err}; sending {self.workers} task(s) anyway (--workers)")
         limit = self.workers or limit
         remote = ray.remote(run_on_node)
         options = {"num_cpus": cpus, "max_retries": self.max_retries, "retry_exceptions": False}

@@ -5,9 +5,10 @@
 * ``address`` given (``HOST:PORT`` of a cluster's head, or ``"auto"``: the cluster already running on this
   machine, as ``ray.init(address="auto")`` finds it), or ``$RAY_ADDRESS`` set: join that cluster. Leaving
   only disconnects; the cluster goes on.
-* otherwise: start a local instance for this run (one Ray CPU per CPU of this machine) and stop it when the
-  run ends. Ray listens on every interface of the machine whatever address it is given (it resolves
-  127.0.0.1 to the node's address); Ray's token authentication, on by default, keeps others out.
+* otherwise: start a local instance for this run (one Ray CPU per CPU of this machine, Ray's usage report
+  off unless ``$RAY_USAGE_STATS_ENABLED`` says otherwise) and stop it when the run ends. Ray listens on
+  every interface of the machine whatever address it is given (it resolves 127.0.0.1 to the node's
+  address); Ray's token authentication, on by default for a new instance, keeps others out.
 
 Why a local instance is not a plain ``ray.init()`` in the driver: Ray ties its head processes (GCS, raylet,
 monitors) to the process that starts them with the parent-death signal, but the raylet's own agents
@@ -16,7 +17,8 @@ called ``ray.init()`` they were still running a minute later (Ray 2.60, measured
 *keeper* process (``python -m actadapt.experiments.ray_instance``) in a session of its own, which
 
 * makes itself a child subreaper (Linux), so every Ray process orphaned below it is re-parented to it,
-* calls ``ray.init()``, prints the instance's address on stdout, and waits;
+* calls ``ray.init(address="local")`` (a new instance even where one runs), prints the instance's address
+  on stdout, and waits;
 * ends the instance when its stdin reaches end-of-file (the driver closed it, or died however it died: the
   kernel closes a dead process's pipes), when its parent changes (a second line), or on SIGTERM:
   ``ray.shutdown()``, then every process left in its session (SIGTERM, a grace period, SIGKILL), then it
@@ -25,7 +27,10 @@ called ``ray.init()`` they were still running a minute later (Ray 2.60, measured
 Every Ray process of the instance lives in the keeper's session, which only the keeper's descendants share
 (a new session has no terminal, so Ctrl-C in the terminal reaches the driver alone, which decides how the run
 stops). The driver stops its instance in :meth:`Connection.close`; if the keeper does not exit within the
-grace period, the driver kills it and ends what is left of its session itself.
+grace period, the driver kills it and ends what is left of its session itself. What this cannot cover: a
+``kill -9`` of the keeper itself. Its Ray head processes die with it, Ray then ends the driver (exit status
+137, measured), and the two agents may survive as above; the same command resumes the run. POSIX only
+(sessions, ``select`` on pipes).
 """
 
 from __future__ import annotations
@@ -223,6 +228,7 @@ def _start_keeper(num_cpus: int) -> subprocess.Popen:
     src = os.path.dirname(os.path.dirname(os.path.abspath(actadapt.__file__)))
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([src] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    env.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # the run's own instance reports nothing (unless asked to)
     log = tempfile.TemporaryFile(mode="w+", prefix="actadapt-ray-")
     with sigint_blocked():  # no Ctrl-C in the instant before the keeper's new session exists
         proc = subprocess.Popen([sys.executable, "-m", "actadapt.experiments.ray_instance", str(num_cpus)],
