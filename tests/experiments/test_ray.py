@@ -207,8 +207,10 @@ def test_ray_errors_are_sorted_out():
     assert err is own and isinstance(err.__cause__, _RemoteTraceback)  # the CLI prints it as one line
     lost = executor._error(ray, job, ray.exceptions.WorkerCrashedError())
     assert isinstance(lost, WorkerDied)
-    assert str(lost).startswith(f"task {job.task_id} was lost on Ray after 3 retries (WorkerCrashedError: ")
-    assert str(lost).endswith("rerun the same command to resume (finished tasks are kept)")
+    assert str(lost).startswith(f"task {job.task_id} was lost on Ray (WorkerCrashedError: ")
+    assert str(lost).endswith("; a task whose worker or node is lost runs again up to 3 times); rerun the "
+                              "same command to resume (finished tasks are kept)")
+    assert "\n" not in str(lost)
     old_node = RuntimeError("The remote function failed to import on the worker.")
     text = ("RuntimeError: The remote function failed to import\n"
             "ModuleNotFoundError: No module named 'actadapt.x'")
@@ -239,8 +241,8 @@ def test_tasks_in_flight_are_what_the_nodes_hold_by_cpus_and_memory():
 def test_a_task_no_node_can_take_is_one_line():
     from actadapt.experiments.ray_executor import _capacity
 
-    with pytest.raises(ConfigError, match=r"^each task asks for 4 CPU\(s\) and 1\.0 GiB of memory \(config key "
-                                          r"'threads': 4\), but no node of the Ray cluster at head:6379 has that "
-                                          r"much \(the largest: 2 CPU\(s\), 8\.0 GiB of memory\); lower threads "
-                                          r"or add a larger node$"):
+    expected = (r"^each task asks for 4 CPU\(s\) and 1\.0 GiB of memory \(config key 'threads': 4\), but no "
+                r"node of the Ray cluster at head:6379 has that much \(the largest: 2 CPU\(s\), 8\.0 GiB of "
+                r"memory\); lower threads or add a larger node$")
+    with pytest.raises(ConfigError, match=expected):
         _capacity(_cluster((2.0, 8 * 2.0**30)), 4, 2**30, "head:6379")

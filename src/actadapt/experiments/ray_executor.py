@@ -289,8 +289,9 @@ class RayExecutor(Executor):
                 cause.__cause__ = _RemoteTraceback(text)
                 return cause
         return WorkerDied(
-            f"task {job.task_id} was lost on Ray after {self.max_retries} retries ({type(err).__name__}: "
-            f"{_first_line(err)}); rerun the same command to resume (finished tasks are kept)"
+            f"task {job.task_id} was lost on Ray ({type(err).__name__}: {_first_line(err)}; a task whose "
+            f"worker or node is lost runs again up to {self.max_retries} times); rerun the same command to "
+            "resume (finished tasks are kept)"
         )
 
     def shutdown(self) -> None:
