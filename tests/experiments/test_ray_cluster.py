@@ -1,7 +1,7 @@
 """``--executor ray`` against real Ray on this machine (slow: each Ray start takes several seconds).
 
-* A cluster started by the tests (``ray start --head --block`` with 2 CPUs, in a session of its own, stopped
-  at the end): Tables 1 and 4 give the sequential executor's results; a worker process killed while it
+* A cluster started by each test (``ray start --head --block`` with 2 CPUs, in a session of its own, stopped
+  at the end of the test): Tables 1 and 4 give the sequential executor's results; a worker process killed while it
   runs a task is replaced and the task retried; a Python error in a task is not retried and stops the run.
 * A local instance started by the run itself (no ``--address``): the driver killed with ``kill -9`` leaves
   no Ray process behind, and the same command then runs only the missing tasks; SIGTERM and Ctrl-C stop
@@ -123,10 +123,11 @@ def _free_port():
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def cluster(ray_env):
-    """A one-node Ray cluster of 2 CPUs, as the README starts one: ``ray start --head`` (with ``--block``, so
-    that stopping it is ending one process we started); yields its address and session id."""
+    """A one-node Ray cluster of 2 CPUs for one test, as the README starts one: ``ray start --head`` (with
+    ``--block``, so that stopping it is ending one process we started); yields its address and session id.
+    On the way out it is stopped, and none of its processes may be left."""
     env, root = ray_env
     port = _free_port()
     log_path = os.path.join(root, "head.log")
