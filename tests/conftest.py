@@ -11,6 +11,10 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("ACTADAPT_BACKEND", "eager")  # before actadapt is imported; spawned workers inherit it
+if os.environ.get("ACTADAPT_TEST_DEVICE", "cpu") == "cpu":
+    # the Triton kernels are tested on CPU tensors by Triton's interpreter, which must be chosen before anything
+    # imports triton (torch.compile does); it changes nothing else (inductor's CPU code is C++)
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import pytest  # noqa: E402
 

@@ -8,12 +8,13 @@ import pytest
 import torch
 
 import actadapt
-from actadapt import _backend, _native
+from actadapt import _backend
+from actadapt.kernels import cpu, layout
 from actadapt import functional as AF
 
 
 def test_unknown_backend_lists_the_valid_ones(monkeypatch):
-    with pytest.raises(ValueError, match="auto, native, compile, eager"):
+    with pytest.raises(ValueError, match="auto, native, triton, compile, eager"):
         actadapt.set_backend("fast")
     monkeypatch.setattr(_backend, "_state", {"backend": None, "compile_failed": False})
     monkeypatch.setenv("ACTADAPT_BACKEND", "turbo")
@@ -60,7 +61,7 @@ def test_native_build_failure_falls_back_or_raises_when_forced(monkeypatch):
     x = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
     a = torch.rand(3, dtype=torch.float64).add(0.5).requires_grad_()
     y_ref, gx_ref, ga_ref = _expected(AF.adaptive_gumbel, x, a)
-    monkeypatch.setattr(_native, "_state", {"module": None, "failed": True})
+    monkeypatch.setattr(cpu, "_state", {"module": None, "failed": True})
     try:
         actadapt.set_backend("auto")
         monkeypatch.setattr(_backend, "_state", {"backend": "auto", "compile_failed": True})  # no compile either
@@ -85,4 +86,4 @@ def test_native_build_failure_falls_back_or_raises_when_forced(monkeypatch):
      ((2, 3, 4, 5), (2, 3, 1, 5), (6, 4, 5, 1)), ((4, 5), (4, 1, 5), None), ((4, 1), (1, 5), None)],
 )
 def test_native_layout(x_shape, a_shape, expected):
-    assert _native.layout(torch.empty(x_shape), torch.empty(a_shape)) == expected
+    assert layout.layout(x_shape, a_shape) == expected

@@ -1,14 +1,16 @@
-"""Which implementation runs the pure forward/backward functions: fused by ``torch.compile``, or eager.
+"""Which implementation runs the adaptive activations: the fused operator, ``torch.compile``, or eager.
 
-* ``"auto"`` (default): on CPU, the fused C++ kernel (:mod:`actadapt._native`) for the three paper
-  activations; ``torch.compile`` for every other built-in family and on CUDA; if a compiler is missing,
-  warn once and run eager from then on.
-* ``"native"``: the C++ kernel where it applies (raise if it cannot be built), eager elsewhere.
+* ``"auto"`` (default): the fused operator (:mod:`actadapt.kernels`) for the three paper activations, a C++
+  kernel on CPU and Triton on CUDA; ``torch.compile`` for every other built-in family. Where a kernel or a
+  compiler is missing, warn once and run the PyTorch formulas from then on.
+* ``"native"``: the fused operator where it applies (raise if its kernel cannot be built), eager elsewhere.
+* ``"triton"``: like ``"native"``, with the Triton kernels on every device; CPU tensors need Triton's
+  interpreter (``TRITON_INTERPRET=1``), which is how the Triton kernels are tested without a GPU.
 * ``"compile"``: ``torch.compile`` everywhere, and raise if that fails.
 * ``"eager"``: plain PyTorch operations, no compiler (fast start-up, several times slower per call).
 
-Set it with :func:`set_backend` or the environment variable ``ACTADAPT_BACKEND``. Both paths evaluate the
-very same functions, so they meet the same accuracy contract (the tests run both).
+Set it with :func:`set_backend` or the environment variable ``ACTADAPT_BACKEND``. Every path evaluates the
+same formulas and meets the same accuracy contract (the tests run each one).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import torch
 
 __all__ = ["set_backend", "get_backend", "BACKENDS"]
 
-BACKENDS = ("auto", "native", "compile", "eager")
+BACKENDS = ("auto", "native", "triton", "compile", "eager")
 
 _state = {"backend": None, "compile_failed": False}
 _compiled: dict[Hashable, Callable] = {}
@@ -35,7 +37,7 @@ def _check(name: str) -> str:
 
 
 def set_backend(name: str) -> None:
-    """Choose ``"auto"``, ``"native"``, ``"compile"`` or ``"eager"`` for every adaptive activation here."""
+    """Choose ``"auto"``, ``"native"``, ``"triton"``, ``"compile"`` or ``"eager"`` for every adaptive activation."""
     _state["backend"] = _check(name)
     _state["compile_failed"] = False
 
@@ -67,7 +69,7 @@ def run(fn: Callable, key: Hashable, *args):
     backend = get_backend()
     tensor = args[0]
     if (
-        backend in ("eager", "native")
+        backend in ("eager", "native", "triton")
         or _state["compile_failed"]
         or torch.compiler.is_compiling()
         or tensor.device.type not in ("cpu", "cuda")

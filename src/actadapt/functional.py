@@ -15,7 +15,8 @@ and returns a tensor of ``x``'s shape and dtype, differentiable with respect to 
 silent NaN: ``ValueError`` for a CPU ``alpha``, checked with one reduction and no extra pass over ``x``. For an
 ``alpha`` on an accelerator (and under ``torch.compile``) the same check is a device-side assertion
 (``torch._assert_async``), which does not wait for the device: a bad alpha stops the program at the next
-synchronisation with a ``RuntimeError`` that carries the same message. The check costs a few microseconds
+synchronisation with a ``RuntimeError`` that carries the same message. Under ``torch.func`` transforms
+(``vmap``, ``grad``), which can run neither, there is no check. The check costs a few microseconds
 per call; :func:`set_alpha_check` turns it off for hot loops over small tensors once a setup is known good
 (as ``torch.distributions`` lets its argument validation be turned off).
 
@@ -73,6 +74,8 @@ def _check_alpha_values(alpha: Tensor) -> None:
     """
     if alpha.numel() == 0 or alpha.device.type == "meta":
         return
+    if not torch.compiler.is_compiling() and torch._C._are_functorch_transforms_active():
+        return  # torch.func (vmap, grad): neither .item() nor _assert_async can run on its wrapped tensors
     if alpha.device.type == "cpu" and not torch.compiler.is_compiling():
         with torch.no_grad():
             lo, hi = torch.aminmax(alpha.detach())
