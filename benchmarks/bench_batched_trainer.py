@@ -17,8 +17,8 @@ import time
 import torch
 
 import actadapt
-from actadapt.experiments.simulation import make_dataset
-from actadapt.experiments.students import StudentSpec, TrainSettings, train_batched, train_single
+from actadapt.experiments.data.simulation import make_dataset
+from actadapt.experiments.models.students import StudentSpec, TrainSettings, train_batched, train_single
 
 
 def specs_for_row(depth: int, draws: int, n: int, folds: int = 5):

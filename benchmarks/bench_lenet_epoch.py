@@ -27,14 +27,14 @@ import torch.nn.functional as F
 
 import actadapt
 from actadapt._backend import BACKENDS
-from actadapt.experiments.lenet import LeNet5
+from actadapt.experiments.models.lenet import LeNet5
 
 TARGETS = {"AReLU": 1.10, "AGumb": 1.25}
 
 
 def training_images(data_dir):
     if data_dir:
-        from actadapt.experiments.mnist import load_mnist
+        from actadapt.experiments.data.mnist import load_mnist
 
         tr = load_mnist(data_dir)["train"]
         return tr.images[:50_000], tr.labels[:50_000], "MNIST (first 50,000 training images)"

@@ -46,7 +46,7 @@ def build_model(name: str):
 
 
 def load_data(data_dir: str):
-    from actadapt.experiments.mnist import load_mnist  # checks every file; raises DataError naming the problem
+    from actadapt.experiments.data.mnist import load_mnist  # checks every file; raises DataError naming the problem
 
     data = load_mnist(data_dir)
 

@@ -13,7 +13,14 @@ from torch import nn
 
 import actadapt
 from actadapt import AdaptiveActivation, AdaptiveGumbel, AdaptiveReLU, AdaptiveSwish, AdaptiveTanh
-from actadapt.activations import ALPHA_MAX, FIXED, activation_layer, activation_spec, available_activations, get_activation
+from actadapt.activations import (
+    ALPHA_MAX,
+    FIXED,
+    activation_layer,
+    activation_spec,
+    available_activations,
+    get_activation,
+)
 from actadapt.discover import recognise_call, recognise_module
 from actadapt.matching import fit_alpha, matched_init, max_error
 
@@ -33,27 +40,35 @@ def test_names_of_the_paper_and_aliases(name, cls, adaptive):
         assert m.num_parameters == 6 and m.dim == 1 and m.init == 0.5 and m.rho.dtype == torch.float64
 
 
-def test_the_experiments_name_tables_are_expressible_through_the_factory():
-    """lenet.py, textcnn.py, students.py and table1.py keep their own tables until a later refactor; every
-    entry must come out of the factory the same (module type, adaptivity, monotonicity, family/form, values)."""
-    from actadapt.experiments import lenet, students, table1, textcnn
+def test_the_experiments_resolve_their_names_through_the_factory():
+    """Every experiment model builds its activations with get_activation, and Table 1's batched students use
+    activation_spec(name).function: the same modules and, bit for bit, the functional formulas."""
+    from actadapt import functional
+    from actadapt.experiments.grid import GRID_ACTIVATIONS
+    from actadapt.experiments.models.lenet import LeNet5
+    from actadapt.experiments.models.students import STUDENT_ACTIVATIONS, student_activation
+    from actadapt.experiments.models.textcnn import KimCNN
+    from actadapt.experiments.models.urlcnn import UrlCNN
 
-    for name, (cls, adaptive, monotone) in lenet.ACTIVATIONS.items():
-        spec = activation_spec(name)
-        ours = get_activation(name, num_parameters=7, init=0.3, dim=1)
-        theirs = lenet.make_activation(name, 7, 0.3)
-        assert type(ours) is type(theirs) is cls and spec.adaptive is adaptive and spec.monotone is monotone
-        assert repr(ours) == repr(theirs)
-    for name in textcnn.ACTIVATIONS:
-        assert repr(get_activation(name, num_parameters=4, init=2.0, dim=1)) == repr(textcnn.make_activation(name, 4, 2.0))
+    for name in GRID_ACTIVATIONS:
+        ref = get_activation(name, num_parameters=20, init=0.3, dim=1)
+        lenet = LeNet5(name, name, alpha_init=0.3)
+        kim = KimCNN(torch.zeros(5, 4), (3,), 20, 20, 2, name, name, alpha_init=0.3)
+        url = UrlCNN(5, 8, 2, dim=4, conv_act=name, fc_act=name, channels=(20, 20), hidden=20, alpha_init=0.3)
+        for m in (lenet.act1, kim.conv_acts[0], kim.fc_act, url.act1, url.act2, url.act3):
+            assert type(m) is type(ref) and repr(m) == repr(ref)
+        assert lenet.pool_first is activation_spec(name).monotone
     x = torch.linspace(-5, 5, 101, dtype=torch.float64)
     a = torch.tensor(0.7, dtype=torch.float64)
-    for name, fn in students.STUDENT_ACTIVATIONS.items():
-        spec = activation_spec(name)
-        assert spec.adaptive is (name in students.ADAPTIVE)
-        assert torch.equal(spec.function(x, a), fn(x, a))  # bit for bit: the same formulas
-    for name, (family, form) in table1.FAMILY_FORM.items():
-        assert (activation_spec(name).family, activation_spec(name).form) == (family, form)
+    formulas = {"Sig": lambda x, a: torch.sigmoid(x), "ReLU": lambda x, a: torch.relu(x),
+                "AGumb": functional.adaptive_gumbel, "AReLU": functional.adaptive_relu, "Swish": functional.swish}
+    assert set(STUDENT_ACTIVATIONS) == set(formulas)
+    for name in STUDENT_ACTIVATIONS:
+        assert torch.equal(student_activation(name)(x, a), formulas[name](x, a))  # bit for bit
+    # alpha = exp(rho) > 0 by construction: the students skip the value check the functional API makes
+    with pytest.raises(ValueError):
+        functional.adaptive_gumbel(x, torch.tensor(-1.0, dtype=torch.float64))
+    student_activation("AGumb")(x, torch.tensor(-1.0, dtype=torch.float64))
 
 
 def test_fixed_activations_ignore_the_alpha_arguments_and_take_their_own():

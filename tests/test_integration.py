@@ -4,9 +4,11 @@ DistributedDataParallel and ONNX export."""
 from __future__ import annotations
 
 import datetime
+import faulthandler
 import io
 import os
 import socket
+import time
 
 import pytest
 import torch
@@ -181,6 +183,12 @@ def _free_port() -> int:
 
 
 STEPS, BATCH = 4, 16
+DDP_SECONDS = 240  # each worker dumps its stacks and exits 30 s before the test gives up on it
+
+
+def _loopback_interface() -> str:
+    names = sorted(os.listdir("/sys/class/net")) if os.path.isdir("/sys/class/net") else []
+    return next((n for n in names if n == "lo" or n.startswith("lo")), "lo")
 
 
 def _ddp_model():
@@ -200,6 +208,10 @@ def _ddp_worker(rank: int, world: int, port: int, outdir: str) -> None:
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     os.environ["ACTADAPT_BACKEND"] = "eager"
+    # gloo picks its interface from the host name, which on some machines resolves to an address the ranks
+    # cannot reach (connects then wait forever): the loopback interface is the one both ranks share here.
+    os.environ["GLOO_SOCKET_IFNAME"] = _loopback_interface()
+    faulthandler.dump_traceback_later(DDP_SECONDS - 30, exit=True)  # a hang says where, in the test's output
     dist.init_process_group(
         "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=120)
     )
@@ -218,12 +230,24 @@ def _ddp_worker(rank: int, world: int, port: int, outdir: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(DDP_SECONDS + 60)
 def test_ddp_gloo_two_processes_keep_alpha_identical(tmp_path):
     import torch.multiprocessing as mp
 
     world = 2
-    mp.spawn(_ddp_worker, args=(world, _free_port(), str(tmp_path)), nprocs=world, join=True)
+    context = mp.start_processes(
+        _ddp_worker, args=(world, _free_port(), str(tmp_path)), nprocs=world, join=False, start_method="spawn"
+    )
+    deadline = time.monotonic() + DDP_SECONDS
+    try:
+        while not context.join(timeout=5):  # raises ProcessRaisedException / ProcessExitedException on failure
+            if time.monotonic() > deadline:
+                pytest.fail(f"the DDP workers did not finish in {DDP_SECONDS} s")
+    finally:
+        for process in context.processes:  # only the two workers this test started, by their PIDs
+            if process.is_alive():
+                process.kill()
+                process.join(10)
     results = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(world)]
     # one process on the union of the ranks' batches (mean loss) takes the same steps as DDP's averaged grads
     model = _ddp_model()

@@ -3,9 +3,10 @@
 ::
 
     actadapt reproduce table1 --preset quick --out runs/table1 [--seed N] [--workers N]
+                              [--executor local|ray] [--address ADDR]
                               [--data-dir PATH] [--config FILE.yaml] [--set key=value ...]
     actadapt report runs/table1          # rebuild results.json, report.md, figures; no training
-    actadapt list                        # tables, presets and config keys
+    actadapt list                        # tables, each preset's resolved values, config keys
     actadapt demo                        # a few seconds of training, prints the fitted alphas
     actadapt --version
 
@@ -54,6 +55,22 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
+def _add_executor_options(p: argparse.ArgumentParser) -> None:
+    """``--workers``, ``--executor`` and ``--address``: where the tasks of a run go (any command that runs
+    or sizes tasks takes the same three)."""
+    p.add_argument("--workers", type=_positive_int, default=None,
+                   help="local: parallel worker processes (default: the number of CPUs, at most the number of "
+                        "tasks and what memory allows; 1 runs the tasks in this process); ray: most tasks at "
+                        "once (default: what the cluster holds)")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local: this machine (default); ray: one Ray task per task, on a Ray cluster "
+                        "(pip install 'actadapt[ray]')")
+    p.add_argument("--address", default=None, metavar="ADDR",
+                   help="ray: the cluster to join, HOST:PORT of its head or 'auto' (the one running on this "
+                        "machine); default: $RAY_ADDRESS, else a local Ray instance started for this run and "
+                        "stopped at its end")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="actadapt", description="Adaptive activation functions: reproduce the paper's tables.")
     p.add_argument("--version", action="version", version=f"actadapt {__version__}")
@@ -66,9 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default=None, help="run folder (default: runs/TABLE-PRESET); rerun to resume")
     r.add_argument("--seed", type=_int, default=None, help="base seed (default: the config's, 0)")
     r.add_argument("--data-dir", default=None, help="data root (default: $ACTADAPT_DATA); unused by table1")
-    r.add_argument("--workers", type=_positive_int, default=None,
-                   help="parallel worker processes (default: the number of CPUs, at most the number of tasks "
-                        "and what memory allows)")
+    _add_executor_options(r)
     r.add_argument("--config", default=None, help="YAML or JSON file of config overrides")
     r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config key (repeatable), e.g. --set epochs=10 --set students=Sig,AGumb")
@@ -85,23 +100,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_list() -> None:
-    import dataclasses
-
     from .experiments import available_experiments, get_experiment
+    from .experiments.registry import describe
 
     for name in available_experiments():
         try:
-            exp = get_experiment(name)
+            print("\n".join(describe(get_experiment(name))))
         except Exception as err:  # one broken table must not hide the others
             print(f"{name}: cannot be loaded ({type(err).__name__}: {err})")
-            continue
-        print(f"{name}: {exp.title}")
-        print(f"  presets: {', '.join(exp.presets)}")
-        for f in dataclasses.fields(exp.config_class):
-            meta = f.metadata
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-            choices = f" (choices: {', '.join(meta['choices'])})" if meta.get("choices") else ""
-            print(f"  {f.name} = {default!r}: {meta.get('help', '')}{choices}")
 
 
 def _print_table(results: dict) -> None:
@@ -138,6 +144,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 overrides=parse_overrides(args.overrides),
                 config_file=load_config_file(args.config) if args.config else None,
                 data_dir=args.data_dir, workers=args.workers,  # None: as many as CPUs, tasks and memory allow
+                executor=args.executor, address=args.address,
             )
             _print_table(results)
         elif args.command == "report":

@@ -4,9 +4,15 @@ import os
 
 import pytest
 
-from actadapt.experiments.config import ConfigError, config_hash, load_config_file, parse_overrides, resolve_config
+from actadapt.experiments.config import (
+    ConfigError,
+    config_hash,
+    load_config_file,
+    parse_overrides,
+    resolve_config,
+)
 from actadapt.experiments.registry import get_experiment, get_preset
-from actadapt.experiments.table1 import PRESETS, Table1Config
+from actadapt.experiments.tables.table1 import PRESETS, Table1Config
 
 
 def test_defaults_are_the_papers():
@@ -88,6 +94,38 @@ def test_hash_leaves_out_default_values():
     cfg = resolve_config(Table1Config, {"epochs": 3})
     assert hashed_config(cfg) == {"epochs": [3]}  # a key added later at its default keeps old hashes valid
     assert config_hash(hashed_config(cfg)) != config_hash(hashed_config(resolve_config(Table1Config, {"epochs": 4})))
+
+
+@pytest.mark.parametrize("table", ["table1", "table2", "table3", "table4"])
+def test_backend_defaults_to_env_everywhere_and_old_auto_folders_keep_their_hash(table, monkeypatch):
+    # Tables 1, 3 and 4 defaulted to backend=auto, which env is when $ACTADAPT_BACKEND is unset: a config.json
+    # written then (backend "auto") hashes like today's default, so those run folders still report and resume
+    from actadapt.experiments.config import run_hash
+
+    cls = get_experiment(table).config_class
+    assert resolve_config(cls).backend == "env"
+    old = resolve_config(cls, {"backend": "auto"})
+    assert (run_hash(old) == run_hash(resolve_config(cls))) is (table != "table2")  # table2 always defaulted to env
+    assert run_hash(resolve_config(cls, {"backend": "eager"})) != run_hash(resolve_config(cls))
+
+
+def test_env_backend_leaves_the_workers_backend_to_the_environment(monkeypatch):
+    import actadapt
+    from actadapt import _backend
+
+    exp = get_experiment("table1")
+    saved = _backend._state["backend"]
+    try:
+        for env, expected in ((None, "auto"), ("eager", "eager")):
+            if env is None:
+                monkeypatch.delenv("ACTADAPT_BACKEND", raising=False)
+            else:
+                monkeypatch.setenv("ACTADAPT_BACKEND", env)
+            _backend._state["backend"] = None  # a fresh worker process
+            exp.worker_setup(resolve_config(Table1Config))
+            assert actadapt.get_backend() == expected
+    finally:
+        _backend._state["backend"] = saved
 
 
 # ------------------------------------------------------------------------------------- values, not only types

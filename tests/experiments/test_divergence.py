@@ -28,7 +28,7 @@ def test_nonfinite_checks_numbers_tensors_and_modules():
 
 
 def test_batched_students_flag_each_diverged_model():
-    from actadapt.experiments.students import StudentSpec, TrainSettings, train_batched
+    from actadapt.experiments.models.students import StudentSpec, TrainSettings, train_batched
 
     g = torch.Generator().manual_seed(0)
     X = torch.randn(40, 3, generator=g, dtype=torch.float64)

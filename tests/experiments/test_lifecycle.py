@@ -162,6 +162,31 @@ def test_a_second_run_on_the_same_folder_fails_at_once(tmp_path, capsys):
         assert not (out / LOCK_NAME).exists()
 
 
+def test_a_ctrl_c_waits_while_a_worker_starts_even_when_another_thread_receives_it():
+    """A terminal's SIGINT goes to the whole process, and the kernel hands it to any thread that does not
+    block it (torch's OpenMP threads in the driver); Python then runs the handler in the main thread, even
+    inside the window where the main thread blocks SIGINT to start a worker. The handler must wait for the
+    window's end, as it does for a SIGINT sent to the main thread (else the worker is left without its
+    start-up data and dies with a traceback)."""
+    import threading
+
+    from actadapt.experiments.lifecycle import RunInterrupted, sigint_blocked, stop_on_signals
+
+    done = []
+    with pytest.raises(RunInterrupted) as err:
+        with stop_on_signals():
+            with sigint_blocked():
+                # a thread that lets SIGINT through: the kernel hands the signal to it
+                kill = threading.Thread(target=os.kill, args=(os.getpid(), signal.SIGINT))
+                kill.start()
+                kill.join()
+                time.sleep(0.2)  # a handler run now would raise here
+                done.append("window closed")
+            raise AssertionError("the SIGINT held back was lost")
+    assert done == ["window closed"] and err.value.signame == "SIGINT"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the dropped exception, on purpose
 def test_stop_on_signals_raises_once_and_restores_the_handlers():
     from actadapt.experiments.lifecycle import RunInterrupted, stop_on_signals

@@ -1,8 +1,17 @@
 """The paper's experiments: configs and presets, run folders with resume, executors, reports.
 
 ``actadapt reproduce TABLE`` (see :mod:`actadapt.cli`) drives :func:`reproduce`; ``actadapt report DIR``
-drives :func:`rebuild_report`. Each table is an :class:`~.registry.Experiment` registered in
-:mod:`.registry`. Importing this package imports neither torch-heavy code nor matplotlib.
+drives :func:`rebuild_report`. The layout:
+
+* :mod:`.data` (one loader per data set), :mod:`.models` (the networks), :mod:`.tables` (one module per table,
+  each an :class:`~.registry.Experiment` registered in :mod:`.registry`);
+* the machinery every table shares: :mod:`.config` (configs, presets, validation, the config hash),
+  :mod:`.table` (results, ``folds.csv``, the report), :mod:`.grid` (the conv x FC grid of Tables 2-4),
+  :mod:`.loop` (their training loop, checkpoints and resume), :mod:`.probe` (timing a task's first steps),
+  :mod:`.seeds`, :mod:`.folds`, :mod:`.divergence`, :mod:`.figures`, :mod:`.report`, and the run itself:
+  :mod:`.runner`, :mod:`.executors`, :mod:`.rundir`, :mod:`.lifecycle`, :mod:`.resources`.
+
+Importing this package imports neither torch-heavy code nor matplotlib.
 """
 
 from .config import ConfigError

@@ -11,6 +11,10 @@ Every number must be finite: NaN and infinities (``nan``, ``inf``, YAML ``.nan``
 to ``inf``) are refused whatever the field's bounds, so no non-finite value ever reaches a run folder; and a
 float option's magnitude is at most :data:`FLOAT_LIMIT` (1e30): training runs in float32 (at most 3.4e38),
 where a larger learning rate or penalty overflows the optimiser's very first step.
+
+:class:`ExperimentConfig` holds the keys every table has (seed, alpha_init, backend, threads); a table's
+config subclasses it, or :class:`.grid.GridConfig` for the conv x FC grids. :func:`hashed_config` is the
+part of a config that identifies its results, and :func:`run_hash` its hash, which every record carries.
 """
 
 from __future__ import annotations
@@ -21,10 +25,11 @@ import json
 import math
 import os
 import typing
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, ClassVar, Dict, Mapping, Optional
 
 __all__ = ["ConfigError", "DataError", "read_plain_bytes", "check_usable_share", "check_folds_fit",
-           "resolve_config", "config_to_dict", "config_hash", "load_config_file", "parse_overrides", "option"]
+           "resolve_config", "config_to_dict", "config_hash", "hashed_config", "run_hash", "load_config_file",
+           "parse_overrides", "option", "ExperimentConfig", "BACKEND_CHOICES", "HASH_EXCLUDE"]
 
 
 class ConfigError(ValueError):
@@ -193,6 +198,58 @@ def config_hash(cfg_dict: Mapping[str, Any]) -> str:
     """A short, stable hash of a resolved config (key order does not matter)."""
     text = json.dumps(cfg_dict, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+HASH_EXCLUDE = ("data_dir",)  # where the data lives does not change the results
+
+
+def hashed_config(cfg) -> Dict:
+    """The part of a config that identifies its results: keys at their default value are left out, so a key
+    added later (whose default keeps the old behaviour) does not orphan existing run folders; so are the
+    values a config class lists in ``FORMER_DEFAULTS`` (a key's default in earlier versions, which gives the
+    same results as today's default), so the run folders made under the old default keep resuming."""
+    defaults = {
+        f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        for f in dataclasses.fields(cfg)
+    }
+    former = getattr(cfg, "FORMER_DEFAULTS", {})
+    d = config_to_dict(cfg)
+    return {k: v for k, v in d.items()
+            if k not in HASH_EXCLUDE and v != defaults.get(k, object()) and (k not in former or v != former[k])}
+
+
+def run_hash(cfg) -> str:
+    """The hash that identifies ``cfg``'s results: in config.json and in every record of its run folder."""
+    return config_hash(hashed_config(cfg))
+
+
+BACKEND_CHOICES = ("env", "auto", "native", "compile", "eager")
+
+
+@dataclasses.dataclass
+class ExperimentConfig:
+    """The keys every table has. A table's config is a dataclass that subclasses this one (or
+    :class:`.grid.GridConfig`) and adds its own keys with :func:`option`.
+
+    ``backend="env"`` leaves the worker's backend to ``$ACTADAPT_BACKEND``, which when unset means ``auto``.
+    """
+
+    #: values that earlier versions had as a key's default and that give today's default's results; see
+    #: :func:`hashed_config`. Tables 1, 3 and 4 defaulted to ``backend="auto"``, which is what ``env`` is
+    #: when ``$ACTADAPT_BACKEND`` is unset.
+    FORMER_DEFAULTS: ClassVar[Dict[str, Any]] = {}
+
+    seed: int = option(0, help="base seed; every data, split, initialisation and minibatch-order seed derives from it")
+    alpha_init: float = option(1.0, min=1e-6, help="initial alpha of the adaptive activations (alpha = exp(rho))")
+    backend: str = option("env", choices=BACKEND_CHOICES,
+                          help="actadapt backend in the workers; env: $ACTADAPT_BACKEND, else auto (the fused C++ "
+                               "kernel on CPU for AGumb/AReLU/Swish, 1.7x faster than eager here; compile costs "
+                               "10-30 s per kernel variant per worker)")
+    threads: int = option(1, min=1, help="torch threads per worker process")
+
+    def validate(self) -> None:
+        """Checks across keys, after each key's own (:func:`resolve_config`); a subclass or a mixin of keys
+        (``TeacherKeys``, ``KimCNNKeys``, ...) that adds some calls ``super().validate()`` first."""
 
 
 def load_config_file(path: str) -> Dict[str, Any]:

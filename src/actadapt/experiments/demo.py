@@ -17,7 +17,7 @@ def run_demo(seed: int = 0, epochs: int = 20, log=print) -> dict:
     from torch import nn
 
     from .. import AdaptiveGumbel, AdaptiveReLU, format_alpha_table, set_backend
-    from .simulation import make_dataset
+    from .data.simulation import make_dataset
 
     if "ACTADAPT_BACKEND" not in os.environ:
         set_backend("eager")  # tiny tensors: compiling would take longer than the whole demo

@@ -1,4 +1,5 @@
-"""Where tasks run: in this process one after another, or in a pool of local worker processes.
+"""Where tasks run: in this process one after another, in a pool of local worker processes, or as Ray tasks
+(:mod:`.ray_executor`, on a local Ray instance or a cluster).
 
 The contract of an executor, which every one keeps (a cluster executor added later included):
 
@@ -13,17 +14,19 @@ The runner enters the executor inside :func:`.lifecycle.stop_on_signals`, so SIG
 unwind through ``shutdown()``; a worker process calls :func:`.lifecycle.die_with_parent` first thing, so
 even a ``kill -9`` of the driver ends it. A new executor gets the signal handling for free; what it owes is
 its ``shutdown()`` (a cluster executor: cancel its remote tasks, stop an engine it started itself) and, for
-local processes it starts, :func:`.lifecycle.die_with_parent` in them (an engine that supervises its own
-workers, as Ray's raylets do, covers that part itself).
+local processes it starts, :func:`.lifecycle.die_with_parent` in them, or an equivalent: Ray's raylet ends
+its workers, but its agents outlive a killed driver, so :mod:`.ray_instance` starts a local Ray instance
+under a keeper process that ends it.
 
 A job is a picklable :class:`Job`, and running it means calling :func:`execute_job`, which writes the job's
-own files into the run folder; a cluster executor could run ``python -m actadapt.experiments.executors
-JOB.json`` (:func:`main`) per job.
+own files into the run folder. Where workers cannot write there (another machine), a job runs against a
+scratch folder with :func:`execute_job_in_scratch`, which returns the files, and the driver writes them
+with :func:`write_job_files`, as the Ray executor does. ``python -m actadapt.experiments.executors
+JOB.json`` (:func:`main`) runs one job described by a JSON file.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import pickle
@@ -34,10 +37,10 @@ from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
-from .lifecycle import raise_if_stopped
+from .lifecycle import raise_if_stopped, sigint_blocked
 
-__all__ = ["Job", "execute_job", "Executor", "SequentialExecutor", "ProcessExecutor", "WorkerDied",
-           "make_executor"]
+__all__ = ["Job", "execute_job", "execute_job_in_scratch", "write_job_files", "Executor", "SequentialExecutor",
+           "ProcessExecutor", "WorkerDied", "EXECUTORS", "make_executor"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,59 @@ def execute_job(job: Job, progress: Optional[Callable[[int], None]] = None) -> f
     t0 = time.perf_counter()
     exp.run_task(cfg, Task(job.task_id, job.task_params, tuple(job.task_outputs)), job.run_dir, progress=progress)
     return time.perf_counter() - t0
+
+
+# ------------------------------------------------------------------------------ jobs away from the run folder
+def execute_job_in_scratch(job: Job, scratch: str,
+                           progress: Optional[Callable[[int], None]] = None) -> Tuple[float, Dict[str, bytes]]:
+    """Run ``job`` with the empty folder ``scratch`` as its run folder, for an executor whose workers cannot
+    write into the run folder (another machine); returns ``(seconds, files)``: every regular file the task
+    left there, by run-folder-relative path (``/``-separated), for the driver to write with
+    :func:`write_job_files`. The task's declared outputs must be among them.
+
+    A task that resumes from a checkpoint in its run folder starts from scratch here (its checkpoints stay
+    in ``scratch``); every task is deterministic given its config, so the results are the same.
+    """
+    from dataclasses import replace
+
+    from .rundir import LOCK_NAME, is_temp_name
+
+    seconds = execute_job(replace(job, run_dir=scratch), progress)
+    files: Dict[str, bytes] = {}
+    for top, dirs, names in os.walk(scratch, followlinks=False):
+        dirs.sort()
+        for name in sorted(names):
+            path = os.path.join(top, name)
+            if is_temp_name(name) or name == LOCK_NAME or not os.path.isfile(path) or os.path.islink(path):
+                continue
+            with open(path, "rb") as fh:
+                files[os.path.relpath(path, scratch).replace(os.sep, "/")] = fh.read()
+    missing = [p for p in job.task_outputs if _relpath(p) not in files]
+    if missing:
+        raise RuntimeError(f"task {job.task_id} finished without writing {', '.join(missing)}")
+    return seconds, files
+
+
+def _relpath(path: str) -> str:
+    return os.path.normpath(path).replace(os.sep, "/")
+
+
+def write_job_files(job: Job, files: Dict[str, bytes]) -> None:
+    """Write the ``files`` a job made away from the run folder (:func:`execute_job_in_scratch`) into
+    ``job.run_dir``, each atomically and never through a link; the declared outputs last, so that a task
+    counts as done (:func:`.runner.task_done`) only once everything it wrote is in place."""
+    from .rundir import LOCK_NAME, RunFolderError, atomic_write, is_temp_name
+
+    for rel in files:
+        parts = rel.split("/")
+        if (os.path.isabs(rel) or rel != _relpath(rel) or ".." in parts or rel in ("config.json", LOCK_NAME)
+                or is_temp_name(parts[-1])):
+            raise RunFolderError(f"task {job.task_id} returned the file {rel!r}, which a task may not write; "
+                                 "none of its files was written")
+    outputs = [_relpath(p) for p in job.task_outputs]
+    for rel in sorted(files, key=lambda r: (r in outputs, outputs.index(r) if r in outputs else 0, r)):
+        atomic_write(os.path.join(job.run_dir, *rel.split("/")), lambda fh, data=files[rel]: fh.write(data),
+                     binary=True, root=job.run_dir)
 
 
 class WorkerDied(RuntimeError):
@@ -191,23 +247,6 @@ def _exit_description(code: Optional[int]) -> str:
     return f"exited with status {code}"
 
 
-@contextlib.contextmanager
-def _sigint_blocked():
-    """Block SIGINT in this thread while a worker is started: the child inherits the mask, so a Ctrl-C during
-    its start-up (importing torch takes seconds) cannot end it with a traceback; here the signal stays
-    pending and is delivered, not lost, when the mask is restored."""
-    import signal
-
-    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - Windows
-        yield
-        return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
 class _Worker:
     def __init__(self, proc, conn) -> None:
         self.proc = proc
@@ -238,7 +277,7 @@ class ProcessExecutor(Executor):
             from multiprocessing import resource_tracker
 
             resource_tracker.ensure_running()
-        with _sigint_blocked():  # the worker inherits SIGINT blocked from its first instruction on
+        with sigint_blocked():  # the worker inherits SIGINT blocked from its first instruction on
             proc.start()
         child_end.close()  # only the worker holds it now, so its death closes the pipe
         worker = _Worker(proc, parent_end)
@@ -323,8 +362,20 @@ class ProcessExecutor(Executor):
             self._pool.pop(0)
 
 
-def make_executor(workers: int, progress_factory=None) -> Executor:
-    """Sequential for ``workers == 1``, a process pool otherwise."""
+EXECUTORS = ("local", "ray")
+
+
+def make_executor(workers: Optional[int], progress_factory=None, *, kind: str = "local",
+                  address: Optional[str] = None, log: Callable[[str], None] = print) -> Executor:
+    """``local``: sequential for ``workers == 1``, a process pool otherwise. ``ray``: one Ray task per job
+    (:class:`.ray_executor.RayExecutor`) on the cluster at ``address`` or a local instance, at most ``workers``
+    tasks in flight (``None``: what the cluster holds)."""
+    if kind == "ray":
+        from .ray_executor import RayExecutor
+
+        return RayExecutor(address=address, workers=workers, log=log)
+    if kind != "local":
+        raise ValueError(f"unknown executor {kind!r}; valid executors: {', '.join(EXECUTORS)}")
     if workers == 1:
         return SequentialExecutor(progress_factory)
     return ProcessExecutor(workers)

@@ -33,8 +33,8 @@ import threading
 import time
 from typing import Iterator, List
 
-__all__ = ["RunInterrupted", "STOP_SIGNALS", "stop_on_signals", "raise_if_stopped", "die_with_parent",
-           "PARENT_GONE_EXIT"]
+__all__ = ["RunInterrupted", "STOP_SIGNALS", "stop_on_signals", "raise_if_stopped", "sigint_blocked",
+           "die_with_parent", "PARENT_GONE_EXIT"]
 
 STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
 PARENT_GONE_EXIT = 128 + 9  # a worker that noticed its driver's death exits as if killed by SIGKILL
@@ -98,6 +98,35 @@ def raise_if_stopped() -> None:
     """Raise :class:`RunInterrupted` if a stop signal came (and its exception was lost); a no-op otherwise."""
     if _received:
         raise RunInterrupted(_received[0])
+
+
+@contextlib.contextmanager
+def sigint_blocked() -> Iterator[None]:
+    """Hold SIGINT back while a worker is started, and deliver it (not lose it) afterwards.
+
+    Two holds. This thread's signal mask blocks SIGINT: the child inherits the mask, so a Ctrl-C during its
+    start-up (importing torch takes seconds) cannot end it with a traceback. And in the main thread the
+    Python handler only records a SIGINT while inside: the kernel hands a SIGINT sent to the whole process to
+    any thread that lets it through (torch's OpenMP threads do), and Python then runs the handler in the main
+    thread, mask or not, which could stop the driver between a worker's start and the start-up data it waits
+    for. On the way out the handler is put back and a recorded SIGINT raised again, to it.
+    """
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - Windows
+        yield
+        return
+    held: List[int] = []
+    main = threading.current_thread() is threading.main_thread()
+    main = main and signal.getsignal(signal.SIGINT) is not None  # None: not Python's; the mask alone holds
+    handler = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum)) if main else None
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)  # a SIGINT pending for this thread is recorded now
+        if main:
+            signal.signal(signal.SIGINT, handler)
+            if held:
+                signal.raise_signal(signal.SIGINT)
 
 
 def _watch_parent(parent_pid: int, poll: float) -> None:

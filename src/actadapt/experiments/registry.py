@@ -1,4 +1,4 @@
-"""The registry of reproducible experiments (``table1`` now; ``table2``-``table4`` register themselves later).
+"""The registry of reproducible experiments: ``table1``-``table4`` (:mod:`.tables`), imported on first use.
 
 An experiment is a small object that the runner drives:
 
@@ -9,10 +9,14 @@ An experiment is a small object that the runner drives:
 * ``report(cfg, run_dir, results) -> str``: the markdown of ``report.md`` (figures written beside it);
 * ``memory_estimate(cfg)``: the peak memory of one task (:class:`.resources.MemoryEstimate`), checked against
   the machine before any training (default: unknown, only the worker's own size is counted);
-* a record may carry ``"diverged": true`` (its loss or weights became non-finite): the runner reports it.
+* a record may carry ``"diverged": true`` (its loss or weights became non-finite): the runner reports it;
+* its training loops report every step to :mod:`.probe`, so a planner can time a task's first steps by
+  running ``run_task`` inside :func:`.probe.probe_steps` (into a scratch folder) without running it whole.
 
-A new table adds a module defining such an object and one line to :data:`_BUILTIN`; it gets the CLI, run
-folders, resume and executors for free.
+A new table adds a module under :mod:`.tables` defining such an object and one line to :data:`_BUILTIN`; it
+gets the CLI, run folders, resume and executors for free. :class:`.table.TableExperiment` gives it
+``summarize`` and ``report`` from its records; a conv x FC grid (:class:`.grid.GridExperiment`) supplies only
+its data, model, ``train_cell`` and extra report sections.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Dict, List, Optional
 
 from .config import ConfigError
 
-__all__ = ["Task", "Experiment", "register", "get_experiment", "available_experiments"]
+__all__ = ["Task", "Experiment", "register", "get_experiment", "available_experiments", "describe"]
 
 
 @dataclass(frozen=True)
@@ -78,8 +82,8 @@ class Experiment:
 
 _REGISTRY: Dict[str, Experiment] = {}
 # name -> module that registers it when imported (imported lazily, so the CLI starts fast)
-_BUILTIN = {"table1": "actadapt.experiments.table1", "table2": "actadapt.experiments.table2",
-            "table3": "actadapt.experiments.table3", "table4": "actadapt.experiments.table4"}
+_BUILTIN = {"table1": "actadapt.experiments.tables.table1", "table2": "actadapt.experiments.tables.table2",
+            "table3": "actadapt.experiments.tables.table3", "table4": "actadapt.experiments.tables.table4"}
 
 
 def register(experiment: Experiment) -> Experiment:
@@ -107,3 +111,25 @@ def get_preset(experiment: Experiment, preset: Optional[str]) -> Dict:
             f"unknown preset {preset!r} for {experiment.name}; valid presets: {', '.join(experiment.presets)}"
         )
     return dict(experiment.presets[preset])
+
+
+def describe(experiment: Experiment) -> List[str]:
+    """The lines ``actadapt list`` prints for an experiment: its title; each preset's resolved config, as the
+    keys whose value differs from the default (validated, as a run would resolve them); then every key with
+    its default, help text and allowed values."""
+    import dataclasses
+
+    from .config import config_to_dict, resolve_config
+
+    defaults = config_to_dict(resolve_config(experiment.config_class))
+    lines = [f"{experiment.name}: {experiment.title}", f"  presets: {', '.join(experiment.presets)}"]
+    for name in experiment.presets:
+        values = config_to_dict(resolve_config(experiment.config_class, get_preset(experiment, name)))
+        changed = [f"{k}={v!r}" for k, v in values.items() if v != defaults[k]]
+        lines.append(f"  preset {name}: {', '.join(changed) or 'the defaults'}")
+    lines.append("  keys (default: help):")
+    for f in dataclasses.fields(experiment.config_class):
+        meta = f.metadata
+        choices = f" (choices: {', '.join(map(str, meta['choices']))})" if meta.get("choices") else ""
+        lines.append(f"  {f.name} = {defaults[f.name]!r}: {meta.get('help', '')}{choices}")
+    return lines

@@ -30,8 +30,8 @@ import sys
 import time
 from typing import Any, Dict, List, Mapping, Optional
 
-from .config import ConfigError, config_hash, config_to_dict, resolve_config
-from .executors import Job, make_executor
+from .config import HASH_EXCLUDE, ConfigError, config_hash, config_to_dict, hashed_config, resolve_config
+from .executors import EXECUTORS, Job, make_executor
 from .lifecycle import stop_on_signals
 from .registry import Experiment, Task, get_experiment, get_preset
 from .rundir import (
@@ -57,7 +57,6 @@ __all__ = [
     "load_run",
 ]
 
-HASH_EXCLUDE = ("data_dir",)  # where the data lives does not change the results
 FIXED_OUTPUTS = ("config.json", "results.json", "report.md", "folds.csv")
 
 
@@ -84,19 +83,6 @@ def read_records(run_dir: str, cfg, relpaths) -> List[Dict]:
     chash = config_hash(hashed_config(cfg))
     records = (read_record(os.path.join(run_dir, rel), chash) for rel in relpaths)
     return [rec for rec in records if rec is not None]
-
-
-def hashed_config(cfg) -> Dict:
-    """The part of a config that identifies its results: keys at their default value are left out, so a key
-    added later (whose default keeps the old behaviour) does not orphan existing run folders."""
-    import dataclasses
-
-    defaults = {
-        f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        for f in dataclasses.fields(cfg)
-    }
-    d = config_to_dict(cfg)
-    return {k: v for k, v in d.items() if k not in HASH_EXCLUDE and v != defaults.get(k, object())}
 
 
 # ----------------------------------------------------------------------------------------- run dirs
@@ -208,15 +194,19 @@ def reproduce(
     config_file: Optional[Mapping[str, Any]] = None,
     data_dir: Optional[str] = None,
     workers: Optional[int] = 1,
+    executor: str = "local",
+    address: Optional[str] = None,
     progress: Optional[bool] = None,
     log=print,
 ) -> Dict:
     """Run (or resume) ``table`` with ``preset`` into ``out`` and write results, report and figures.
 
-    ``workers=None`` picks as many worker processes as the CPUs, the tasks and the memory allow. Returns the
-    ``results.json`` content. Raises :class:`ConfigError` for bad input (a config that does not fit this
-    machine included, before anything is written), :class:`.lifecycle.RunInterrupted` when a signal stopped
-    the run (its workers are gone by then).
+    ``executor="local"``: ``workers=None`` picks as many worker processes as the CPUs, the tasks and the
+    memory allow. ``executor="ray"``: one Ray task per task on the cluster at ``address`` (default:
+    ``$RAY_ADDRESS``, else a local Ray instance for this run), at most ``workers`` at once (``None``: what the
+    cluster holds); see :mod:`.ray_executor`. Returns the ``results.json`` content. Raises
+    :class:`ConfigError` for bad input (a config that does not fit this machine included, before anything is
+    written), :class:`.lifecycle.RunInterrupted` when a signal stopped the run (its workers are gone by then).
     """
     from .resources import plan_workers
 
@@ -236,11 +226,14 @@ def reproduce(
     cfg = resolve_config(exp.config_class, *layers)
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ConfigError(f"--workers must be a positive integer, got {workers!r}")
+    _check_executor(executor, address)
     out = out or os.path.join("runs", f"{exp.name}-{preset}")
     check_out_folder(out)  # a user's folder is refused before anything is written into it
-    plan_workers(exp, cfg, 1, 1, log)  # one worker must fit before tasks() reads any data (Table 4's does)
+    local = executor == "local"  # a cluster's nodes are sized by the Ray executor, not by this machine
+    if local:
+        plan_workers(exp, cfg, 1, 1, log)  # one worker must fit before tasks() reads any data (Table 4's does)
     tasks = exp.tasks(cfg)
-    n_workers = plan_workers(exp, cfg, workers, len(tasks), log)  # sizes against the machine, before training
+    n_workers = plan_workers(exp, cfg, workers, len(tasks), log) if local else workers
     with stop_on_signals(), RunLock(out, f"actadapt reproduce {exp.name} --preset {preset}") as lock:
         if lock.taken_over:
             old = lock.taken_over
@@ -258,7 +251,7 @@ def reproduce(
         if jobs:
             from tqdm.auto import tqdm
 
-            n_workers = min(n_workers, len(jobs))
+            n_workers = min(n_workers, len(jobs)) if n_workers is not None else None
 
             def epoch_bar(job: Job):
                 if not show or n_workers != 1:
@@ -267,14 +260,27 @@ def reproduce(
                            leave=False)
                 return _Callback(bar)
 
-            with make_executor(n_workers, epoch_bar) as executor, \
+            with make_executor(n_workers, epoch_bar, kind=executor, address=address, log=log) as running, \
                     tqdm(total=len(jobs), desc=exp.name, unit="task", disable=not show) as bar:
-                for job, seconds in executor.run(jobs):
+                for job, seconds in running.run(jobs):
                     bar.update(1)
                     if not show:
                         log(f"  task {job.task_id} done in {seconds:.1f} s")
         log(f"training: {time.perf_counter() - t0:.1f} s")
         return rebuild_report(out, log=log)
+
+
+def _check_executor(executor: str, address: Optional[str]) -> None:
+    """One-line errors for an unknown executor, an address without Ray, and Ray not installed, before
+    anything is written."""
+    if executor not in EXECUTORS:
+        raise ConfigError(f"unknown executor {executor!r}; valid executors: {', '.join(EXECUTORS)}")
+    if address is not None and executor != "ray":
+        raise ConfigError(f"--address {address} is the address of a Ray cluster: it needs --executor ray")
+    if executor == "ray":
+        from .ray_instance import import_ray
+
+        import_ray()
 
 
 class _Callback:
