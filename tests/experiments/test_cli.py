@@ -19,7 +19,7 @@ def _run(capsys, *argv):
 
 @pytest.mark.parametrize("argv, message", [
     (["reproduce", "table9"], "unknown table 'table9'; valid tables: table1"),
-    (["reproduce", "table1", "--preset", "fast"], "unknown preset 'fast' for table1; valid presets: smoke, quick, paper"),
+    (["reproduce", "table1", "--preset", "fast"], "unknown preset 'fast' for table1; valid presets: smoke, quick, study, paper"),
     (["reproduce", "table1", "--preset", "smoke", "--set", "students=Sig,Tanh"],
      "'students': unknown value 'Tanh'; valid choices: Sig, AGumb, ReLU, AReLU, Swish"),
     (["reproduce", "table1", "--preset", "smoke", "--set", "n_samples=-5"], "'n_samples': expected a value >= 10, got -5"),
