@@ -84,7 +84,7 @@ def test_overrides_and_registry_errors():
         parse_overrides(["epochs"])
     with pytest.raises(ConfigError, match=r"unknown table 'table9'; valid tables: .*table1"):
         get_experiment("table9")
-    with pytest.raises(ConfigError, match=r"unknown preset 'fast' for table1; valid presets: smoke, quick, paper"):
+    with pytest.raises(ConfigError, match=r"unknown preset 'fast' for table1; valid presets: smoke, quick, study, paper"):
         get_preset(get_experiment("table1"), "fast")
 
 
