@@ -57,6 +57,12 @@ PRESETS = {
     # AGumb in the FC layer at 96-97.7% (sigmoid-like units learn slowly at lr 0.01), still falling; momentum
     # lets every cell reach the paper's regime in 3 epochs. The paper preset keeps plain SGD.
     "quick": {"epochs": 3, "momentum": 0.9},
+    # quick's recipe on 3 seeds per cell, so every comparison has 3 paired units and an interval (quick's one seed
+    # has none): the most repeats that fit in about an hour. Estimated 50 minutes with --workers 2 on 2 idle
+    # cores, from the quick run (/tmp/grid/quick/table2-quick, 2026-11-30): its 9 tasks of 3 epochs took 2,020 s
+    # of task time (75 s per model-epoch, the evaluation of 20,000 images included) and 1,051 s of wall time
+    # with 2 workers; study has 3x its tasks: 27 x 3 x 75 s / 2 workers = 3,030 s
+    "study": {"epochs": 3, "momentum": 0.9, "repeats": 3},
     # the paper's 150 epochs (about 3 CPU-hours per cell; use --workers)
     "paper": {"epochs": 150},
 }
