@@ -240,6 +240,7 @@ def test_a_real_run_agrees_with_its_results_json(tmp_path):
     assert json.loads(json.dumps(row["ours"])) == mine
     report = open(os.path.join(out, "report.md")).read()
     assert "## Paired comparisons" in report and "| 1/ReLU: AGumb - Sig | AGumb vs Sig | +1.30 |" in report
+    assert "| rule " in report  # each verdict with its reason
     assert main(["report", out]) == 0  # a report without training keeps the recorded session
     assert json.loads(open(os.path.join(out, "results.json")).read())["sessions"] == [session]
 
@@ -252,3 +253,20 @@ def test_a_diverged_model_is_left_out_and_counted(tmp_path):
     r = _by_label(run)[("accuracy", "AReLU/AGumb - ReLU/ReLU")]
     assert r["ours"]["n"] == 4 and r["ours"]["excluded"] == 1
     assert "| 0 / 0 / 4 (excluded 1) |" in status_markdown([run])
+
+
+def test_comparisons_among_a_runs_own_cells():
+    """results.json compares the run's cells: an activation the paper lacks (Swish) gets no paper value, and a
+    grid without ReLU/ReLU has only the row and column comparisons left."""
+    exp = get_experiment("table3")
+    cfg = resolve_config(exp.config_class, {"conv_acts": ["ReLU", "AGumb"], "fc_acts": ["ReLU", "Swish"]})
+    labels = [c.label for c in exp.comparisons(exp.rows(cfg), exp.columns(cfg))]
+    assert labels == ["ReLU/Swish - ReLU/ReLU", "AGumb/ReLU - ReLU/ReLU", "AGumb/Swish - ReLU/ReLU",
+                      "AGumb/Swish - AGumb/ReLU", "AGumb/Swish - ReLU/Swish"]
+    recs = [{"row": c, "column": f, "draw": 0, "fold": k, "accuracy": 0.7 + 0.01 * k, "majority_rate": 0.5}
+            for c in ("ReLU", "AGumb") for f in ("ReLU", "Swish") for k in range(3)]
+    paired = exp.paired(cfg, recs)
+    assert [c["paper"] for c in paired["comparisons"]] == [None, -26.8, None, None, None]
+    section = "\n".join(exp.paired_section({"paired": paired}))
+    assert "| ReLU/Swish - ReLU/ReLU | vs ReLU/ReLU | n/a | +0.00 ± 0.00 | [+0.00, +0.00] | 0 / 0 / 3 | no paper value | - |" in section
+    assert [c.label for c in exp.comparisons(["AGumb"], ["ReLU", "AGumb"])] == ["AGumb/AGumb - AGumb/ReLU"]

@@ -221,16 +221,17 @@ class TableExperiment(Experiment):
         rows = []
         for c in comps:
             shown = format_comparison(c)
-            judged = verdict(c["paper"], c) if c["paper"] is not None else ("no paper value", "")
+            judged = verdict(c["paper"], c) if c["paper"] is not None else ("no paper value", "-")
             rows.append(([c["metric"]] if several else []) + [c["label"], c["kind"], shown["paper"], shown["ours"],
-                                                              shown["interval"], shown["units"], judged[0]])
+                                                              shown["interval"], shown["units"], *judged])
         return ["## Paired comparisons", "",
                 f"Cell a - cell b, in points, over the units both cells share. Units: {paired['units']}. *ours*: mean paired difference ± its standard error; the "
                 f"{100 * paired['confidence']:g}% t interval; *a > b / a < b / tie* over the paired "
-                "units (excluded: a diverged or non-finite model). Verdict rules: `actadapt.experiments.verdict` "
-                "(quoted in docs/REPRODUCTION.md).", "",
+                "units (excluded: a diverged or non-finite model). The verdicts follow the rules of "
+                "`actadapt.experiments.verdict`, quoted in full by `actadapt report --status` (docs/REPRODUCTION.md).",
+                "",
                 markdown_table((["metric"] if several else []) + ["a - b", "claim", "paper", "ours", "interval",
-                                                                 "a > b / a < b / tie", "verdict"], rows), ""]
+                                                                 "a > b / a < b / tie", "verdict", "reason"], rows), ""]
 
     def stuck_note(self, results: Dict) -> List[str]:
         """A note on the cells whose final training error (``final_train_error``, %) is still within 5 points of
