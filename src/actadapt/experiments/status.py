@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import stat
 import time
 from dataclasses import dataclass, field
@@ -243,7 +244,8 @@ def status_markdown(runs: Sequence[StatusRun], out: Optional[str] = None) -> str
     runs = sorted(runs, key=_order)
     _label(runs)
     judged = {id(run): claim_rows(run) for run in runs}
-    command = "actadapt report --status " + " ".join(r.path for r in runs) + (f" --out {out}" if out else "")
+    command = " ".join(shlex.quote(w) for w in ["actadapt", "report", "--status", *(r.path for r in runs),
+                                                   *(["--out", out] if out else [])])
     lines = [MARKER, "", "# Reproduction status of the paper's claims", "",
              "Generated from the run folders listed under each table by `actadapt report --status`; regenerate it "
              "with", "", f"    {command}", "",
