@@ -155,6 +155,13 @@ def test_archive_and_regenerate_from_it(tmp_path, capsys):
     # regenerated from the archive alone: the same document, and the same file is ours to overwrite
     assert main(["report", "--status", str(dest), "--out", out]) == 0
     assert open(out).read() == first
+    # an archived copy edited by hand is refused, naming it
+    folds = dest / "folds.csv"
+    original = folds.read_bytes()
+    folds.write_bytes(original.replace(b"0.79", b"0.99", 1))
+    assert main(["report", "--status", str(dest)]) == 2
+    assert "folds.csv' differs from the file archived" in capsys.readouterr().err
+    folds.write_bytes(original)
     # archiving again (the archive is ours) works; without --out the document is printed
     capsys.readouterr()
     assert main(["report", "--status", quick, "--archive", archive]) == 0

@@ -103,6 +103,11 @@ def _read_json(path: str, what: str) -> Dict:
     return data
 
 
+def _sha256(path: str) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()
+
+
 def _utc(seconds: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(seconds))
 
@@ -151,6 +156,10 @@ def read_run(path: str) -> StatusRun:
     if os.path.lexists(manifest):
         archive = _read_json(manifest, "it is written by `actadapt report --status ... --archive`")
         source, finished = str(archive.get("source", "")), archive.get("finished")
+        for name, digest in (archive.get("files") or {}).items():
+            if name in ARCHIVED_FILES and _sha256(os.path.join(path, name)) != digest:
+                raise ConfigError(f"{os.path.join(path, name)!r} differs from the file archived (its sha256 in "
+                                  f"{ARCHIVE_MANIFEST}); archive the run folder again instead of editing its copy")
     else:
         finished = _finished(path, exp, cfg, csv_path)
     return StatusRun(path, exp, cfg, meta, results, records, finished, source,
@@ -214,7 +223,8 @@ def _label(runs: List[StatusRun]) -> None:
 
 
 def _wall(results: Dict) -> str:
-    sessions = [s for s in results.get("sessions") or [] if isinstance(s.get("seconds"), (int, float))]
+    sessions = [s for s in results.get("sessions") or [] if isinstance(s, dict)
+                and isinstance(s.get("seconds"), (int, float))]
     if not sessions:
         return "not recorded"
     total = sum(s["seconds"] for s in sessions)
