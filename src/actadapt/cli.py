@@ -6,6 +6,8 @@
                               [--executor local|ray] [--address ADDR]
                               [--data-dir PATH] [--config FILE.yaml] [--set key=value ...]
     actadapt report runs/table1          # rebuild results.json, report.md, figures; no training
+    actadapt report --status RUN [RUN ...] [--out docs/REPRODUCTION.md] [--archive docs/runs]
+                                         # the paper's claims as paired differences, with verdicts
     actadapt list                        # tables, each preset's resolved values, config keys
     actadapt demo                        # a few seconds of training, prints the fitted alphas
     actadapt --version
@@ -88,8 +90,19 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config key (repeatable), e.g. --set epochs=10 --set students=Sig,AGumb")
 
-    rep = sub.add_parser("report", help="rebuild results.json, report.md and figures from a run folder")
-    rep.add_argument("run_dir")
+    rep = sub.add_parser("report", help="rebuild results.json, report.md and figures from a run folder; with "
+                                        "--status, the reproduction status of the paper's claims over run folders")
+    rep.add_argument("run_dirs", nargs="+", metavar="RUN", help="run folder (with --status: one or more)")
+    rep.add_argument("--status", action="store_true",
+                     help="write the reproduction status document of the runs: each claim of the paper as a paired "
+                          "difference, beside the paper's, with a verdict (reads config.json, results.json and "
+                          "folds.csv of each run; writes nothing into them)")
+    rep.add_argument("--out", default=None, metavar="FILE",
+                     help="--status: write the document here (e.g. docs/REPRODUCTION.md; a file only this command "
+                          "wrote is overwritten); default: print it")
+    rep.add_argument("--archive", default=None, metavar="DIR",
+                     help="--status: also copy each run's three files into DIR/<table>-<preset>/ (e.g. docs/runs), "
+                          "so the document can be regenerated from them")
 
     sub.add_parser("list", help="list the tables, their presets and config keys")
 
@@ -147,10 +160,17 @@ def main(argv: Optional[List[str]] = None) -> int:
                 executor=args.executor, address=args.address,
             )
             _print_table(results)
+        elif args.command == "report" and args.status:
+            from .experiments.status import report_status
+
+            report_status(args.run_dirs, out=args.out, archive=args.archive)
         elif args.command == "report":
             from .experiments.runner import rebuild_report
 
-            _print_table(rebuild_report(args.run_dir))
+            if len(args.run_dirs) > 1 or args.out or args.archive:
+                raise _UsageError("report: several run folders, --out and --archive go with --status (see "
+                                  "`actadapt report --help`)")
+            _print_table(rebuild_report(args.run_dirs[0]))
         elif args.command == "list":
             _cmd_list()
         elif args.command == "demo":

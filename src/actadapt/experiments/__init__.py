@@ -9,7 +9,9 @@ drives :func:`rebuild_report`. The layout:
   :mod:`.table` (results, ``folds.csv``, the report), :mod:`.grid` (the conv x FC grid of Tables 2-4),
   :mod:`.loop` (their training loop, checkpoints and resume), :mod:`.probe` (timing a task's first steps),
   :mod:`.seeds`, :mod:`.folds`, :mod:`.divergence`, :mod:`.figures`, :mod:`.report`, and the run itself:
-  :mod:`.runner`, :mod:`.executors`, :mod:`.rundir`, :mod:`.lifecycle`, :mod:`.resources`.
+  :mod:`.runner`, :mod:`.executors`, :mod:`.rundir`, :mod:`.lifecycle`, :mod:`.resources`;
+* the paper's claims: :mod:`.paired` (paired differences between two cells), :mod:`.verdict` (does one
+  reproduce the paper's?) and :mod:`.status` (``actadapt report --status``: the document over run folders).
 
 Importing this package imports neither torch-heavy code nor matplotlib.
 """

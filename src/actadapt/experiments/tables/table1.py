@@ -17,10 +17,11 @@ from typing import Dict, List, Optional
 from ..config import ConfigError, ExperimentConfig, option, run_hash
 from ..data.simulation import TeacherKeys
 from ..models.students import STUDENT_ACTIVATIONS, StudentKeys
+from ..paired import Comparison
 from ..registry import Task, register
 from ..report import fmt_num
 from ..seeds import stable_seed
-from ..table import TableExperiment
+from ..table import TableExperiment, csv_float
 
 __all__ = ["Table1Config", "Table1", "PAPER_TABLE1"]
 
@@ -32,6 +33,7 @@ PAPER_TABLE1 = {
     (8, "ReLU"): {"Sig": 57.3, "AGumb": 88.2, "ReLU": 89.3, "AReLU": 89.9},
 }
 PAPER_MAX_SE, TEACHERS = 0.22, ("Sig", "ReLU")
+COUNTERPARTS = (("AGumb", "Sig"), ("AReLU", "ReLU"))  # the paper's comparisons: adaptive student - its fixed one
 FIGURE_KEYS = ("depth", "teacher", "draw", "fold", "accuracy", "majority_rate")  # results.json: Figures 3-4's students
 
 
@@ -96,12 +98,24 @@ class Table1(TableExperiment):
     draw_name = "teacher draw"
     csv_key_columns = ("depth", "teacher", "student", "draw", "fold")
     csv_columns = ("accuracy", "majority_rate", "positive_rate", "n_train", "n_test", "teacher_redraw")
+    paired_units = ("teacher draw x fold: the students of a row's teacher draw and fold share its data, its fold split, "
+                    "their initial weights and their minibatch order (seeds from the row, draw and fold)")
 
     def rows(self, cfg: Table1Config) -> List[str]:
         return [row_label(d, t) for d in cfg.depths for t in cfg.teachers]
 
     def columns(self, cfg: Table1Config) -> List[str]:
         return list(cfg.students)
+
+    def comparisons(self, rows: List[str], columns: List[str]) -> List[Comparison]:
+        return [Comparison((row, adaptive), (row, fixed), f"{adaptive} vs {fixed}", f"{row}: {adaptive} - {fixed}")
+                for row in rows for adaptive, fixed in COUNTERPARTS if adaptive in columns and fixed in columns]
+
+    def record_from_csv(self, row):
+        depth, draw, fold = int(row["depth"]), int(row["draw"]), int(row["fold"])
+        rec = {"row": row_label(depth, row["teacher"]), "column": row["student"], "draw": draw, "fold": fold,
+               "accuracy": csv_float(row["accuracy"]), "majority_rate": csv_float(row["majority_rate"])}
+        return rec, record_path(depth, row["teacher"], row["student"], draw, fold)
 
     # ------------------------------------------------------------------------------------ tasks
     def tasks(self, cfg: Table1Config) -> List[Task]:
