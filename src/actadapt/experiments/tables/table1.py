@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 from ..config import ConfigError, ExperimentConfig, option, run_hash
 from ..data.simulation import TeacherKeys
@@ -22,6 +22,7 @@ from ..registry import Task, register
 from ..report import fmt_num
 from ..seeds import stable_seed
 from ..table import TableExperiment, csv_float
+from .table1_figures import learned
 
 __all__ = ["Table1Config", "Table1", "PAPER_TABLE1"]
 
@@ -192,7 +193,7 @@ class Table1(TableExperiment):
         draws = {(r["row"], r["draw"]): {"row": r["row"], "draw": r["draw"], "redraw": r["teacher_redraw"],
                                          "majority_rate": max(r["positive_rate"], 1 - r["positive_rate"])} for r in recs}
         return {"teacher_draws": [draws[k] for k in sorted(draws)], "figure_students": {
-            s: _learned(recs, max(cfg.depths), s, FIGURE_KEYS) for s in ("AGumb", "AReLU") if s in cfg.students}}
+            s: learned(recs, max(cfg.depths), s, FIGURE_KEYS) for s in ("AGumb", "AReLU") if s in cfg.students}}
 
     def choices(self, cfg: Table1Config) -> Dict[str, str]:
         return {
@@ -230,39 +231,9 @@ class Table1(TableExperiment):
                          ""] if missing else [])
 
     def draw_figures(self, cfg: Table1Config, recs: List[Dict], plt, save) -> None:
-        """Figure 2 (the shallow students' alphas), Figures 3-4 (the curves of every neuron in layers 2 and 4 of
-        the deep student that learned most) and the training curves."""
-        from ..figures import curve_panels, histogram_panels, line_panels, mean_curve
+        """Figure 2 (the shallow students' alphas), Figures 3-4 and the training curves (:mod:`.table1_figures`)."""
+        from .table1_figures import draw_figures
 
-        shallow, deep = min(cfg.depths), max(cfg.depths)
-        fig = histogram_panels(plt, {f"{s}, {shallow} hidden layer(s)": {s: [
-            a for r in recs if r["depth"] == shallow and r["student"] == s and r["alphas"] for layer in r["alphas"]
-            for a in layer]} for s in cfg.students})
-        if fig is not None:
-            save(fig, "fig2_alpha_histograms.png", f"Figure 2: fitted alpha, {shallow}-hidden-layer students")
-        layers = [layer for layer in (2, 4) if layer <= deep]
-        for num, s in ((3, "AGumb"), (4, "AReLU")):
-            r = _learned(recs, deep, s) if s in cfg.students and layers else None
-            if r is None:
-                continue
-            who = (f"the {deep}-layer student that learned most: teacher {r['teacher']}, draw {r['draw']}, fold "
-                   f"{r['fold']}, accuracy {100 * r['accuracy']:.1f}% (majority {100 * r['majority_rate']:.1f}%)")
-            fig = curve_panels(plt, s, {f"{s}, layer {layer}": r["alphas"][layer - 1] for layer in layers})
-            fig.suptitle(who[0].upper() + who[1:], fontsize=9)
-            save(fig, f"fig{num}_{s.lower()}_curves.png", f"Figure {num}: fitted {s} of layers "
-                                                         f"{', '.join(map(str, layers))}, {who}")
-        panels = {r.replace("/", " layer(s), teacher "): {s: (rs[0]["curve_epochs"], [
-            100 - a for a in mean_curve(rs, "test_accuracy")]) for s in cfg.students
-            for rs in [[x for x in recs if x["row"] == r and x["student"] == s]] if rs} for r in self.rows(cfg)}
-        save(line_panels(plt, panels, ylabel="test error %", legend="each", size=(4, 3.3)), "training_curves.png",
-             "Training curves: held-out error per epoch, mean over draws and folds")
-
-
-def _learned(recs: List[Dict], depth: int, student: str, keys=None) -> Optional[Dict]:
-    """The record (its ``keys``) of the ``depth``-layer ``student`` most above its majority rate (ties: the first)."""
-    best = max((r for r in recs if r["depth"] == depth and r["student"] == student and r["alphas"]
-                and r["accuracy"] > r["majority_rate"]), key=lambda r: r["accuracy"] - r["majority_rate"], default=None)
-    return best if best is None or keys is None else {k: best[k] for k in keys}
-
+        draw_figures(cfg, self.rows(cfg), recs, plt, save)
 
 register(Table1())
