@@ -116,7 +116,7 @@ def test_a_plan_adds_its_kinds_up(private_temp):
     assert found.wall_seconds == pytest.approx(4000)  # 3000, 100 and 200 on one worker, 4000 on the other
     assert found.longest_seconds == pytest.approx(4000) and found.workers == 2
     text = planning.format_plan(found)
-    assert "CPU-hours: 2.03 for 4 task(s)" in text and "wall time: 66.7 min with 2 worker(s)" in text
+    assert "CPU-hours: 2.03 for 4 task(s)" in text and "wall time: 66.7 min of training with 2 worker(s)" in text
     one = planning.make_plan("table1", "quick", workers=1, steps=7, probe=fake_probe, log=lambda line: None)
     assert one.wall_seconds == pytest.approx(7300) and one.cpu_hours == found.cpu_hours
     assert "240 training(s)" in text and "memory: 103.1 MiB per task" in text

@@ -15,7 +15,8 @@ threads::
 
 * ``setup``: from the probe's start to its first step (data, model, optimiser). The probes run in one
   process, as a worker runs its tasks: data that a table caches between tasks (Table 4's word vectors of a
-  fold, for one) is loaded by the first probe that needs it only;
+  fold, for one) is loaded by the first probe that needs it only, and data a table reads to list its tasks
+  (Table 4's sessions) is read before any probe, once, as by the run's driver and once per worker;
 * ``step``: the median step time after the first :data:`WARMUP_STEPS` (kernel builds, allocator warm-up);
 * ``epoch_end``: the median of what the probe saw after an epoch's last step (evaluation, checkpoint); after
   ``probe_steps`` steps a probe has the loop skip to its epoch's end if none has ended yet
@@ -216,6 +217,14 @@ class Plan:
         return out
 
 
+def _load_average() -> Optional[float]:
+    """The machine's 1-minute load average, or ``None`` where the OS has none."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
 def make_plan(table: str, preset: str = "quick", *, seed: Optional[int] = None,
               overrides: Optional[Mapping[str, Any]] = None, config_file: Optional[Mapping[str, Any]] = None,
               data_dir: Optional[str] = None, workers: Optional[int] = None, steps: int = PROBE_STEPS,
@@ -234,7 +243,7 @@ def make_plan(table: str, preset: str = "quick", *, seed: Optional[int] = None,
     if steps < 1:
         raise ValueError(f"--probe-steps must be at least 1, got {steps}")
     t0 = time.perf_counter()
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    load = _load_average()
     exp, cfg = resolve_run(table, preset, seed=seed, overrides=overrides, config_file=config_file,
                            data_dir=data_dir)
     tasks, n_workers = local_tasks(exp, cfg, workers, log)
@@ -309,8 +318,9 @@ def format_plan(plan: Plan) -> str:
     load = f", load average {plan.load_average:.2g} when the plan started" if plan.load_average is not None else ""
     lines += ["", f"Estimate for this machine ({plan.cpu}, {plan.cpus} CPU(s){load}), {threads} per task:",
               f"  CPU-hours: {plan.cpu_hours:.3g} for {plan.tasks} task(s)",
-              f"  wall time: {fmt_duration(plan.wall_seconds)} with {plan.workers} worker(s) here; no machine or "
-              f"cluster finishes sooner than the longest task, {fmt_duration(plan.longest_seconds)}"]
+              f"  wall time: {fmt_duration(plan.wall_seconds)} of training with {plan.workers} worker(s) here (the "
+              "start and the report come on top); no machine or cluster finishes sooner than the longest task, "
+              f"{fmt_duration(plan.longest_seconds)}"]
     if plan.memory_per_task is not None:
         avail = f", {fmt_bytes(plan.memory_available)} available now" if plan.memory_available is not None else ""
         lines.append(f"  memory: {fmt_bytes(plan.memory_per_task)} per task ({plan.memory_detail}); "
