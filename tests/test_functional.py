@@ -11,6 +11,7 @@ Both backends are checked: eager, and the torch.compile path that runs by defaul
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import mpmath as mp
@@ -63,6 +64,38 @@ def make_grid(dtype: torch.dtype, n_random: int = 600, seed: int = 0) -> tuple[n
     return x.numpy(), a.numpy()
 
 
+# Where e^{-t} (t = alpha |x|, Gumbel's |log(alpha) + x| and L) crosses the dtype's smallest normal number
+# (float32: t = 87.3; float64: t = 708.4) and its last subnormal (103.3; 744.4). The kernels flush float32
+# subnormals for speed, and a judged result can still need a factor from there: the gated forms' d/dalpha,
+# x^2 e^{-t} ~ 1e8 e^{-t}, is >= 1e-30 down to e^{-t} = 1e-38, below FLT_MIN.
+UNDERFLOW_T = {
+    torch.float32: [*np.linspace(80.0, 110.0, 31), *np.arange(86.5, 89.5, 0.125)],
+    torch.float64: [*np.linspace(700.0, 760.0, 31), *np.arange(706.0, 712.0, 0.25), *np.arange(740.0, 748.0, 0.5)],
+}
+UNDERFLOW_X = [1.0, 10.0, 100.0, 1e3, 3e3, 6e3, 9e3, 9.5e3, 1e4]
+
+
+def underflow_grid(dtype: torch.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Points around the underflow edges (UNDERFLOW_T): alpha |x| = t for |x| up to 1e4 (the gated forms), and
+    for each alpha of ALPHAS, Gumbel's u = log(alpha) + x = +-t and L = log(1 + alpha e^x)/alpha = t."""
+    xs, alphas = [], []
+    for t in UNDERFLOW_T[dtype]:
+        for x in UNDERFLOW_X:
+            if ALPHA_MIN <= t / x <= ALPHA_MAX:
+                xs += [x, -x]
+                alphas += [t / x, t / x]
+        for a in ALPHAS:
+            at = a * t  # L = t: alpha e^x = expm1(alpha t)
+            x_of_L = at - math.log(a) + math.log(-math.expm1(-at)) if at > 1e-300 else math.inf
+            for x in (-math.log(a) + t, -math.log(a) - t, x_of_L):
+                if abs(x) <= X_MAX:
+                    xs.append(x)
+                    alphas.append(a)
+    x = torch.tensor(xs, dtype=torch.float64).to(dtype)
+    a = torch.tensor(alphas, dtype=torch.float64).to(dtype).clamp(ALPHA_MIN, ALPHA_MAX)
+    return x.numpy(), a.numpy()
+
+
 _ref_cache: dict = {}
 
 
@@ -86,9 +119,23 @@ def evaluate(family, form, x_np, a_np, dtype, device="cpu"):
     return [t.detach().to("cpu", torch.float64).numpy() for t in (y, x.grad, a.grad)]
 
 
-def check_contract(family, form, dtype, device="cpu"):
-    x, a = make_grid(dtype)
-    got = evaluate(family, form, x, a, dtype, device)
+@contextlib.contextmanager
+def subnormals_flushed():
+    """FTZ and DAZ in this thread's MXCSR for the block (torch.set_flush_denormal), which numpy and so Triton's
+    interpreter obey too: the float32 arithmetic of a GPU that flushes subnormals. Skips where unsupported."""
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this CPU cannot flush subnormals (torch.set_flush_denormal)")
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def check_contract(family, form, dtype, device="cpu", grid=make_grid, flush=False):
+    """The contract on ``grid(dtype)``; ``flush``: with the kernels run under :func:`subnormals_flushed`."""
+    x, a = grid(dtype)
+    with subnormals_flushed() if flush else contextlib.nullcontext():
+        got = evaluate(family, form, x, a, dtype, device)
     ref = reference_arrays(family, form, x, a)
     rtol, threshold, atol = RULES[dtype]
     failures = []
@@ -123,6 +170,26 @@ def test_contract_compiled(family, form, dtype, compile_backend):
 @pytest.mark.parametrize("family,form", MAIN, ids=[f"{f}-{g}" for f, g in MAIN])
 def test_contract_native(family, form, dtype, native_backend):
     check_contract(family, form, dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("family,form", MAIN, ids=[f"{f}-{g}" for f, g in MAIN])
+def test_contract_native_at_the_underflow_edges(family, form, dtype, native_backend):
+    """The C++ kernel flushes float32 subnormals for speed; results that need a factor under FLT_MIN stay exact."""
+    check_contract(family, form, dtype, grid=underflow_grid)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("family,form", MAIN, ids=[f"{f}-{g}" for f, g in MAIN])
+def test_contract_eager_at_the_underflow_edges(family, form, dtype, eager_backend):
+    check_contract(family, form, dtype, grid=underflow_grid)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("family,form", MAIN, ids=[f"{f}-{g}" for f, g in MAIN])
+def test_contract_compiled_at_the_underflow_edges(family, form, dtype, compile_backend):
+    check_contract(family, form, dtype, grid=underflow_grid)
 
 
 LAYOUTS = {  # x shape, alpha shape: the kernels' two loop shapes (alpha per row; along the contiguous axis)

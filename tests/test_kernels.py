@@ -263,6 +263,79 @@ def test_empty_and_zero_dimensional_inputs(native_backend):
         torch.testing.assert_close((y.detach(), x.grad, a.grad), _eager(fn, x, a))
 
 
+# ---------------------------------------------------------------------------------- subnormals
+def _subnormal_mode(tiny: float = 1e-300, subnormal: float = 1e-310) -> dict:
+    """What this thread's arithmetic and torch's worker threads do with subnormals now (run-time products, which
+    Python cannot fold at compile time)."""
+    chunks = torch.full((1 << 18,), 1e-30) * 1e-10  # float32 1e-40, split over torch's threads
+    return {"FTZ (this thread)": tiny * 1e-10 == 0.0, "DAZ (this thread)": subnormal * 1.0 == 0.0,
+            "FTZ (torch's threads)": bool((chunks == 0).any())}
+
+
+def _run_every_kernel(alpha: float):
+    """Forward and backward of the three activations through the C++ kernel, float32, both loop shapes, with
+    alpha x up to ~400 (subnormal e^{-alpha x} everywhere)."""
+    g = torch.Generator().manual_seed(9)
+    out = []
+    for x_shape, a_shape in [((8, 16, 32, 32), (16, 1, 1)), ((2048, 64), (64,))]:
+        x = torch.randn(x_shape, generator=g).requires_grad_()
+        a = torch.full(a_shape, alpha).requires_grad_()
+        for _, fn in FNS:
+            y = fn(x, a)
+            out += [y.detach(), *torch.autograd.grad(y, (x, a), torch.ones_like(y))]
+    return out
+
+
+def test_kernel_leaves_the_callers_subnormal_mode_alone(native_backend):
+    """The float32 kernel flushes subnormals (FTZ and DAZ) in each of its chunks, on whichever thread runs it, and
+    puts back the caller's mode: off stays off (in the caller's thread and torch's worker threads), on stays on.
+    The results do not depend on the caller's mode."""
+    module = cpu.load()
+    if module is None:
+        pytest.skip("no C++ compiler: the reference formulas run instead")
+    assert module.flushes_subnormals == (platform.machine().lower() in ("x86_64", "amd64", "i386", "i686"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        keeps = dict.fromkeys(_subnormal_mode(), False)
+        assert _subnormal_mode() == keeps
+        results = _run_every_kernel(100.0)
+        assert _subnormal_mode() == keeps, "the kernel left subnormals flushed"
+        if not torch.set_flush_denormal(True):
+            pytest.skip("this CPU cannot flush subnormals (torch.set_flush_denormal)")
+        try:
+            results_flushing = _run_every_kernel(100.0)
+            mode = _subnormal_mode()
+            assert mode["FTZ (this thread)"] and mode["DAZ (this thread)"], "the kernel turned the caller's flush off"
+        finally:
+            torch.set_flush_denormal(False)
+        assert _subnormal_mode() == keeps
+    finally:
+        torch.set_num_threads(threads)
+    for got, expected in zip(results_flushing, results):
+        assert torch.equal(got, expected)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_contract_without_flushing_subnormals(monkeypatch, native_backend):
+    """The build for machines where the kernel keeps the floating-point mode as it is (no MXCSR: aarch64 and
+    others), made here with -DACTADAPT_KEEP_SUBNORMALS: the same formulas meet the contract with gradual
+    underflow too."""
+    from . import test_functional as TF
+
+    if cpu.load() is None:
+        pytest.skip("no C++ compiler: the reference formulas run instead")
+    module = cpu._build("DEFAULT", ("ACTADAPT_KEEP_SUBNORMALS",))
+    assert module.capability == "DEFAULT" and not module.flushes_subnormals
+    monkeypatch.setitem(cpu._state, "module", module)
+    for family, form in TF.MAIN:
+        for dtype in (torch.float32, torch.float64):
+            for grid in (TF.make_grid, TF.underflow_grid):
+                TF.check_contract(family, form, dtype, grid=grid)
+        TF.check_float32_dense_random_points(family, form, "native", n=50_000)
+
+
 # --------------------------------------------------------------------- per-instruction-set builds
 def test_kernel_is_built_for_torchs_capability():
     module = cpu.load()
@@ -319,9 +392,11 @@ def test_contract_with_aten_cpu_capability(capability, tmp_path):
     check = f"from actadapt.kernels import cpu; m = cpu.load(); assert m.capability == '{capability.upper()}', m.capability"
     subprocess.run([sys.executable, "-c", check], env=env, cwd=root, check=True, timeout=900)
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_functional.py", "-k", "native",
-         "tests/test_kernels.py::test_extreme_inputs_stay_finite_where_eager_does",
-         "tests/test_kernels.py::test_channels_last_in_channels_last_out"],
+        # -k filters the named tests too: "test_kernels" keeps these (it matches their module's name)
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_functional.py",
+         "-k", "native or test_kernels", "tests/test_kernels.py::test_extreme_inputs_stay_finite_where_eager_does",
+         "tests/test_kernels.py::test_channels_last_in_channels_last_out",
+         "tests/test_kernels.py::test_kernel_leaves_the_callers_subnormal_mode_alone"],
         env=env, cwd=root, capture_output=True, text=True, timeout=900, check=False,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]

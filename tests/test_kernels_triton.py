@@ -52,6 +52,21 @@ def test_contract_triton(family, form, dtype):
     TF.check_contract(family, form, dtype, DEVICE)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("family,form", TF.MAIN, ids=[f"{f}-{g}" for f, g in TF.MAIN])
+def test_triton_contract_at_the_underflow_edges(family, form, dtype):
+    TF.check_contract(family, form, dtype, DEVICE, grid=TF.underflow_grid)
+
+
+@pytest.mark.skipif(DEVICE != "cpu", reason="emulates a GPU's flush-to-zero in the interpreter")
+@pytest.mark.parametrize("grid", [TF.make_grid, TF.underflow_grid], ids=["grid", "underflow-edges"])
+@pytest.mark.parametrize("family,form", TF.MAIN, ids=[f"{f}-{g}" for f, g in TF.MAIN])
+def test_triton_float32_contract_with_subnormals_flushed(family, form, grid):
+    """GPUs flush float32 subnormals in many operations; the interpreter (numpy) does too under FTZ and DAZ. The
+    float32 contract must hold either way (float64 is never flushed on a GPU)."""
+    TF.check_contract(family, form, torch.float32, DEVICE, grid=grid, flush=True)
+
+
 @pytest.mark.parametrize("layout", list(TF.LAYOUTS))
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 def test_triton_layouts_match_eager(layout, dtype):

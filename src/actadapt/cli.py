@@ -9,6 +9,8 @@
                               [--data-dir PATH] [--config FILE.yaml] [--set key=value ...]
                                          # tasks, trainings, CPU-hours here; trains nothing, writes nothing
     actadapt report runs/table1          # rebuild results.json, report.md, figures; no training
+    actadapt report --status RUN [RUN ...] [--out docs/REPRODUCTION.md] [--archive docs/runs]
+                                         # the paper's claims as paired differences, with verdicts
     actadapt list                        # tables, each preset's resolved values, config keys
     actadapt demo                        # a few seconds of training, prints the fitted alphas
     actadapt --version
@@ -77,7 +79,8 @@ def _add_executor_options(p: argparse.ArgumentParser) -> None:
 def _add_config_options(p: argparse.ArgumentParser) -> None:
     """The table and what resolves its config: any command that runs or sizes a table takes the same."""
     p.add_argument("table", help="which table, e.g. table1 (see `actadapt list`)")
-    p.add_argument("--preset", default="quick", help="smoke | quick | paper (default: quick)")
+    p.add_argument("--preset", default="quick",
+                   help="smoke | quick | study | paper (default: quick; see `actadapt list`)")
     p.add_argument("--seed", type=_int, default=None, help="base seed (default: the config's, 0)")
     p.add_argument("--data-dir", default=None, help="data root (default: $ACTADAPT_DATA); unused by table1")
     p.add_argument("--config", default=None, help="YAML or JSON file of config overrides")
@@ -118,8 +121,19 @@ def _parser() -> argparse.ArgumentParser:
                          "the first 5 are left out as warm-up)")
     pl.add_argument("--json", action="store_true", help="print the plan as JSON")
 
-    rep = sub.add_parser("report", help="rebuild results.json, report.md and figures from a run folder")
-    rep.add_argument("run_dir")
+    rep = sub.add_parser("report", help="rebuild results.json, report.md and figures from a run folder; with "
+                                        "--status, the reproduction status of the paper's claims over run folders")
+    rep.add_argument("run_dirs", nargs="+", metavar="RUN", help="run folder (with --status: one or more)")
+    rep.add_argument("--status", action="store_true",
+                     help="write the reproduction status document of the runs: each claim of the paper as a paired "
+                          "difference, beside the paper's, with a verdict (reads config.json, results.json and "
+                          "folds.csv of each run; writes nothing into them)")
+    rep.add_argument("--out", default=None, metavar="FILE",
+                     help="--status: write the document here (e.g. docs/REPRODUCTION.md; a file only this command "
+                          "wrote is overwritten); default: print it")
+    rep.add_argument("--archive", default=None, metavar="DIR",
+                     help="--status: also copy each run's three files into DIR/<table>-<preset>/ (e.g. docs/runs), "
+                          "so the document can be regenerated from them")
 
     sub.add_parser("list", help="list the tables, their presets and config keys")
 
@@ -191,10 +205,17 @@ def main(argv: Optional[List[str]] = None) -> int:
             _print_table(results)
         elif args.command == "plan":
             _cmd_plan(args)
+        elif args.command == "report" and args.status:
+            from .experiments.status import report_status
+
+            report_status(args.run_dirs, out=args.out, archive=args.archive)
         elif args.command == "report":
             from .experiments.runner import rebuild_report
 
-            _print_table(rebuild_report(args.run_dir))
+            if len(args.run_dirs) > 1 or args.out or args.archive:
+                raise _UsageError("report: several run folders, --out and --archive go with --status (see "
+                                  "`actadapt report --help`)")
+            _print_table(rebuild_report(args.run_dirs[0]))
         elif args.command == "list":
             _cmd_list()
         elif args.command == "demo":

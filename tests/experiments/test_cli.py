@@ -19,7 +19,7 @@ def _run(capsys, *argv):
 
 @pytest.mark.parametrize("argv, message", [
     (["reproduce", "table9"], "unknown table 'table9'; valid tables: table1"),
-    (["reproduce", "table1", "--preset", "fast"], "unknown preset 'fast' for table1; valid presets: smoke, quick, paper"),
+    (["reproduce", "table1", "--preset", "fast"], "unknown preset 'fast' for table1; valid presets: smoke, quick, study, paper"),
     (["reproduce", "table1", "--preset", "smoke", "--set", "students=Sig,Tanh"],
      "'students': unknown value 'Tanh'; valid choices: Sig, AGumb, ReLU, AReLU, Swish"),
     (["reproduce", "table1", "--preset", "smoke", "--set", "n_samples=-5"], "'n_samples': expected a value >= 10, got -5"),
@@ -64,10 +64,11 @@ def test_help_and_list(capsys):
     code, out, _ = _run(capsys, "--help")
     assert code == 0 and "reproduce" in out and "report" in out and "demo" in out
     code, out, _ = _run(capsys, "list")
-    assert code == 0 and "table1" in out and "smoke, quick, paper" in out and "label_rule = 'sign'" in out
+    assert code == 0 and "table1" in out and "smoke, quick, study, paper" in out and "label_rule = 'sign'" in out
     # each preset's resolved values, not only the defaults
     assert "preset quick: n_samples=5000, max_majority=0.95, max_redraws=1000, epochs=[100, 40], draws=3" in out
     assert "preset quick: epochs=3, momentum=0.9" in out and "preset paper: the defaults" in out  # table2
+    assert "preset study: epochs=3, momentum=0.9, repeats=3" in out and "preset study: folds=10" in out  # tables 2, 4
 
 
 def test_reproduce_and_report_commands(capsys, tmp_path):

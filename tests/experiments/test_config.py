@@ -84,7 +84,7 @@ def test_overrides_and_registry_errors():
         parse_overrides(["epochs"])
     with pytest.raises(ConfigError, match=r"unknown table 'table9'; valid tables: .*table1"):
         get_experiment("table9")
-    with pytest.raises(ConfigError, match=r"unknown preset 'fast' for table1; valid presets: smoke, quick, paper"):
+    with pytest.raises(ConfigError, match=r"unknown preset 'fast' for table1; valid presets: smoke, quick, study, paper"):
         get_preset(get_experiment("table1"), "fast")
 
 
@@ -94,6 +94,21 @@ def test_hash_leaves_out_default_values():
     cfg = resolve_config(Table1Config, {"epochs": 3})
     assert hashed_config(cfg) == {"epochs": [3]}  # a key added later at its default keeps old hashes valid
     assert config_hash(hashed_config(cfg)) != config_hash(hashed_config(resolve_config(Table1Config, {"epochs": 4})))
+
+
+def test_keys_added_at_their_default_keep_an_old_run_folders_hash():
+    # the resolved config of a Table 3 quick run made before fc_init and dropout_at existed, and its stored hash
+    from actadapt.experiments.config import run_hash
+    from actadapt.experiments.tables.table3 import Table3Config
+
+    old = {"seed": 0, "alpha_init": 1.0, "backend": "env", "threads": 1, "data_dir": "/work/shared/data",
+           "conv_acts": ["ReLU", "AReLU", "AGumb"], "fc_acts": ["ReLU", "AReLU", "AGumb"], "dataset": "polarity-v1",
+           "max_examples": 0, "max_len": 0, "vectors": "word2vec", "vectors_file": "", "vectors_format": "auto",
+           "vectors_std": -1.0, "unknown_range": 0.0, "dev_fraction": 0.1, "static": True, "epochs": 3,
+           "batch_size": 50, "optimizer": "adadelta", "lr": 1.0, "momentum": 0.0, "max_norm": 3.0, "dropout": 0.5,
+           "widths": [3, 4, 5], "maps": 100, "hidden": 100, "bucket": True, "folds": 5, "select": "best_dev"}
+    assert run_hash(resolve_config(Table3Config, old)) == "c97e52968aa36eeb"
+    assert run_hash(resolve_config(Table3Config, old, {"fc_init": "lecun"})) != "c97e52968aa36eeb"
 
 
 @pytest.mark.parametrize("table", ["table1", "table2", "table3", "table4"])

@@ -10,7 +10,9 @@ drives :func:`rebuild_report`; ``actadapt plan TABLE`` drives :func:`.plan.make_
   :mod:`.loop` (their training loop, checkpoints and resume), :mod:`.probe` (timing a task's first steps),
   :mod:`.plan` (a run's tasks and CPU-hours before it starts, from those timings),
   :mod:`.seeds`, :mod:`.folds`, :mod:`.divergence`, :mod:`.figures`, :mod:`.report`, and the run itself:
-  :mod:`.runner`, :mod:`.executors`, :mod:`.rundir`, :mod:`.lifecycle`, :mod:`.resources`.
+  :mod:`.runner`, :mod:`.executors`, :mod:`.rundir`, :mod:`.lifecycle`, :mod:`.resources`;
+* the paper's claims: :mod:`.paired` (paired differences between two cells), :mod:`.verdict` (does one
+  reproduce the paper's?) and :mod:`.status` (``actadapt report --status``: the document over run folders).
 
 Importing this package imports neither torch-heavy code nor matplotlib.
 """

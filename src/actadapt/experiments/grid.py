@@ -25,14 +25,16 @@ from dataclasses import dataclass
 from typing import Dict, List, Tuple
 
 from .config import ConfigError, ExperimentConfig, option, run_hash
+from .paired import Comparison
 from .registry import Task
-from .table import TableExperiment
+from .table import TableExperiment, csv_float
 
 __all__ = ["GRID", "GRID_ACTIVATIONS", "GridConfig", "GridExperiment"]
 
 GRID = ("ReLU", "AReLU", "AGumb")  # the paper's rows and columns
 # the names a grid accepts; each is resolved by the one activation factory, actadapt.get_activation
 GRID_ACTIVATIONS = ("ReLU", "AReLU", "AGumb", "Sig", "Swish")
+FIXED, ADAPTIVE = "ReLU", ("AReLU", "AGumb", "Swish")  # the paper's comparisons: an adaptive side against ReLU
 
 
 @dataclass
@@ -72,6 +74,35 @@ class GridExperiment(TableExperiment):
     def units(self, cfg) -> int:
         return getattr(cfg, self.unit + "s")
 
+    def unit_key(self, k: int) -> Dict[str, int]:
+        """A record's ``draw`` and ``fold`` for unit ``k``: a repeat is a draw (of the seeds), a fold a fold."""
+        return {"draw": k if self.unit == "repeat" else 0, "fold": k if self.unit == "fold" else 0}
+
+    # ---------------------------------------------------------------------------- paired comparisons
+    def comparisons(self, rows: List[str], columns: List[str]) -> List[Comparison]:
+        """Every adaptive cell minus ReLU/ReLU; then, where they differ from those, each adaptive FC column
+        minus the ReLU FC cell of its row, and each adaptive conv row minus the ReLU conv cell of its column."""
+        cells = [(r, c) for r in rows for c in columns]
+        base = (FIXED, FIXED)
+        pairs = [(cell, base, "vs ReLU/ReLU") for cell in cells
+                 if base in cells and (cell[0] in ADAPTIVE or cell[1] in ADAPTIVE)]
+        pairs += [((r, c), (r, FIXED), "adaptive FC vs ReLU FC") for r, c in cells
+                  if c in ADAPTIVE and r != FIXED and (r, FIXED) in cells]
+        pairs += [((r, c), (FIXED, c), "adaptive conv vs ReLU conv") for r, c in cells
+                  if r in ADAPTIVE and c != FIXED and (FIXED, c) in cells]
+        return [Comparison(a, b, kind, f"{'/'.join(a)} - {'/'.join(b)}") for a, b, kind in pairs]
+
+    def csv_metric(self, row, metric: str):
+        """The value of ``metric`` in a ``folds.csv`` row (``None`` if empty)."""
+        return csv_float(row[metric])
+
+    def record_from_csv(self, row):
+        k = int(row[self.unit])
+        metrics = dict.fromkeys((*self.metrics_compared(), "accuracy", "majority_rate"))  # the last two: chance level
+        rec = {"row": row["conv"], "column": row["fc"], **self.unit_key(k),
+               **{m: self.csv_metric(row, m) for m in metrics if m in row or m in self.metrics_compared()}}
+        return rec, self.record_path(row["conv"], row["fc"], k)
+
     def task_id(self, conv: str, fc: str, k: int) -> str:
         return f"{conv}-{fc}-fold{k}"
 
@@ -100,7 +131,7 @@ class GridExperiment(TableExperiment):
         checkpoint = Checkpoint(os.path.join(run_dir, "checkpoints", task.id + ".pt"), run_dir, chash)
         own = self.train_cell(cfg, conv, fc, k, checkpoint, progress)
         head = {"table": self.name, "conv": conv, "fc": fc, self.unit: k, "row": conv, "column": fc,
-                "draw": k if self.unit == "repeat" else 0, "fold": k if self.unit == "fold" else 0}
+                **self.unit_key(k)}
         write_record(run_dir, self.record_path(conv, fc, k), {**head, **own}, chash)
         checkpoint.remove()  # the record supersedes it (the folder stays: another worker may use it)
 

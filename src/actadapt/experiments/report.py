@@ -23,10 +23,13 @@ r"""Summaries shared by every table: cell statistics, the ``results.json`` forma
         diff            mean - paper
         diff_in_se      (mean - paper) / se, or null when se is 0
         draws           per draw: {"draw", "mean", "se_folds", "majority_rate"}
+    paired          the paper's comparisons as paired differences between cells (format: :mod:`.paired`)
     choices         where the paper is silent: {"setting": "what this run did"}
     diverged        true when some model's training diverged (non-finite loss or weights; its record says
                     ``"diverged": true`` and report.md opens with a warning naming them)
     diverged_records  the run-folder paths of those records
+    sessions        the `actadapt reproduce` calls that trained: {"started" (UTC), "seconds" (wall time of the
+                    training), "tasks", "workers", "executor"}, oldest first
 
 Every number is recomputed from the run folder's fold records; nothing is typed in.
 """

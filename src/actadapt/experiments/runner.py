@@ -271,7 +271,7 @@ def reproduce(
         log(f"{exp.name} ({preset}): {len(tasks) - len(todo)} of {len(tasks)} tasks already done in {out}")
         cfg_dict = config_to_dict(cfg)
         jobs = [Job(exp.name, cfg_dict, t.id, t.params, tuple(t.outputs), out) for t in todo]
-        t0 = time.perf_counter()
+        t0, started = time.perf_counter(), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         if jobs:
             from tqdm.auto import tqdm
 
@@ -290,8 +290,11 @@ def reproduce(
                     bar.update(1)
                     if not show:
                         log(f"  task {job.task_id} done in {seconds:.1f} s")
-        log(f"training: {time.perf_counter() - t0:.1f} s")
-        return rebuild_report(out, log=log)
+        seconds = time.perf_counter() - t0
+        log(f"training: {seconds:.1f} s")
+        session = {"started": started, "seconds": round(seconds, 1), "tasks": len(jobs), "workers": n_workers,
+                   "executor": executor} if jobs else None
+        return rebuild_report(out, log=log, session=session)
 
 
 def _check_executor(executor: str, address: Optional[str]) -> None:
@@ -339,11 +342,22 @@ def _diverged_banner(diverged: List[str]) -> str:
             "that hold them are not comparable (lower lr, or see the choices below).**")
 
 
-def rebuild_report(run_dir: str, log=print) -> Dict:
+def _sessions(run_dir: str) -> List[Dict]:
+    """The training sessions the run folder's ``results.json`` recorded (none if it is missing or unreadable)."""
+    try:
+        with open(os.path.join(run_dir, "results.json"), encoding="utf-8") as fh:
+            old = json.load(fh).get("sessions")
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [s for s in old if isinstance(s, dict)] if isinstance(old, list) else []
+
+
+def rebuild_report(run_dir: str, log=print, session: Optional[Dict] = None) -> Dict:
     """Recompute ``results.json``, ``folds.csv``, the figures and ``report.md`` from the run folder's files.
 
-    Takes the folder's lock (a run still writing there makes this fail at once); a malformed folder is a
-    one-line :class:`ConfigError`.
+    ``results.json`` keeps the training sessions recorded before (``sessions``: when each started, its wall
+    time, tasks and workers), plus ``session`` when a run just trained. Takes the folder's lock (a run still
+    writing there makes this fail at once); a malformed folder is a one-line :class:`ConfigError`.
     """
     load_run(run_dir)  # a malformed or foreign folder fails here, before the lock file is made
     refuse_links(run_dir)
@@ -360,6 +374,7 @@ def rebuild_report(run_dir: str, log=print) -> Dict:
             results["complete"] = not missing
             results["diverged"] = bool(diverged)
             results["diverged_records"] = diverged
+            results["sessions"] = _sessions(run_dir) + ([session] if session else [])
             report = exp.report(cfg, run_dir, results)
         except ConfigError:
             raise

@@ -8,10 +8,15 @@ from the records alone (so ``actadapt report`` rebuilds them without training). 
   (:attr:`~TableExperiment.extra_grids`, e.g. Table 4's recall), each cell beside the paper's value, plus the
   table's :meth:`~TableExperiment.cell_extras`, :meth:`~TableExperiment.summary_extras` and
   :meth:`~TableExperiment.choices`;
+* ``paired``: the paper's comparisons (:meth:`~TableExperiment.comparisons`) as paired differences over the
+  units both cells share (:mod:`.paired`), for each metric of :attr:`~TableExperiment.paired_metrics`;
 * ``folds.csv``: one row per record (or per epoch of each record), from :attr:`~TableExperiment.csv_columns`;
+  :meth:`~TableExperiment.csv_records` reads the paired fields back from it (``actadapt report --status``
+  works from ``config.json``, ``results.json`` and ``folds.csv`` alone, :mod:`.status`);
 * the report: header, the table beside the paper's, the standard errors, the distance from the paper, the
-  table's own sections (:meth:`~TableExperiment.report_sections`), the choices made where the paper is
-  silent, and the figures (:meth:`~TableExperiment.draw_figures`).
+  paired comparisons with their verdicts (:mod:`.verdict`), the table's own sections
+  (:meth:`~TableExperiment.report_sections`), the choices made where the paper is silent, and the figures
+  (:meth:`~TableExperiment.draw_figures`).
 
 A table subclass says which rows, columns and record paths it has, how it trains (``tasks``, ``run_task``),
 and what is its own. The conv x FC grids of Tables 2-4 build on it in :mod:`.grid`.
@@ -22,9 +27,10 @@ from __future__ import annotations
 import csv
 import io
 import os
-from typing import Dict, Iterable, List, Tuple
+from typing import Collection, Dict, Iterable, List, Mapping, Tuple
 
-from .config import run_hash
+from .config import ConfigError, run_hash
+from .paired import CONFIDENCE, Comparison, compare, format_comparison
 from .registry import Experiment
 from .report import (
     RESULTS_FORMAT,
@@ -36,8 +42,9 @@ from .report import (
     mean_se,
     plottable,
 )
+from .verdict import verdict
 
-__all__ = ["TableExperiment"]
+__all__ = ["TableExperiment", "csv_float"]
 
 
 class TableExperiment(Experiment):
@@ -57,6 +64,9 @@ class TableExperiment(Experiment):
     csv_columns: Tuple[str, ...] = ()  # ... these record keys, one row per record ...
     csv_final_columns: Tuple[str, ...] = ("train_loss",)  # ... and the last value of these curves
     csv_epoch_columns: Tuple[str, ...] = ()  # or one row per epoch (``epochs``) of these curves
+    paired_metrics: Tuple[str, ...] = ()  # the metrics the paper's comparisons are made on (default: metric)
+    paired_units = "fold: the cells of a fold share its split"  # what a unit is and why cells pair on it
+    status_note = ""  # what a reader of the reproduction status must know about this table's runs
 
     # ------------------------------------------------------------------------------------- the table
     def rows(self, cfg) -> List[str]:
@@ -77,6 +87,58 @@ class TableExperiment(Experiment):
 
     def paper_value(self, row: str, col: str, metric: str):
         return self.paper.get(row, {}).get(col)
+
+    def paper_rows(self) -> List[str]:
+        return list(self.paper)
+
+    def paper_columns(self) -> List[str]:
+        return list(dict.fromkeys(col for values in self.paper.values() for col in values))
+
+    # ------------------------------------------------------------------------------ paired comparisons
+    def comparisons(self, rows: List[str], columns: List[str]) -> List[Comparison]:
+        """The paper's comparisons among the cells ``rows x columns`` (both cells of each in them)."""
+        return []
+
+    def metrics_compared(self) -> Tuple[str, ...]:
+        return self.paired_metrics or (self.metric,)
+
+    def paired(self, cfg, recs: List[Mapping]) -> Dict:
+        """The ``paired`` section of ``results.json`` (:mod:`.paired`): every comparison among this run's cells,
+        per metric of :meth:`metrics_compared`, from the records (real ones or :meth:`csv_records`)."""
+        comps = self.comparisons(self.rows(cfg), self.columns(cfg))
+        return {"units": self.paired_units, "confidence": CONFIDENCE,
+                "comparisons": [c for m in self.metrics_compared() for c in compare(
+                    recs, comps, m, lambda row, col, m=m: self.paper_value(row, col, m))]}
+
+    def record_from_csv(self, row: Mapping[str, str]) -> Tuple[Dict, str]:
+        """``(record, its run-folder path)`` from the ``folds.csv`` row of a record (its last epoch's row when
+        the CSV has one per epoch): ``row``, ``column``, ``draw``, ``fold`` and the metrics compared."""
+        raise NotImplementedError
+
+    def csv_records(self, path: str, diverged: Collection[str] = ()) -> List[Dict]:
+        """The records' paired fields rebuilt from the ``folds.csv`` at ``path`` (:meth:`record_from_csv`);
+        a record is ``diverged`` when its ``diverged`` column says so or its path is in ``diverged`` (a run's
+        ``diverged_records``: the CSVs of Tables 1 and 2 have no such column). A CSV that lacks a column or
+        holds a bad number is a one-line :class:`ConfigError` naming it."""
+        keys = list(self.csv_key_columns)
+        try:
+            with open(path, encoding="utf-8", newline="") as fh:
+                rows = list(csv.DictReader(fh))
+            groups: Dict[Tuple, List[Mapping[str, str]]] = {}
+            for r in rows:
+                groups.setdefault(tuple(r[k] for k in keys), []).append(r)
+            out = []
+            for rs in groups.values():
+                last = max(rs, key=lambda r: int(r["epoch"])) if self.csv_epoch_columns else rs[0]
+                rec, rel = self.record_from_csv(last)
+                rec["diverged"] = last.get("diverged") == "True" or os.path.normpath(rel) in diverged
+                out.append(rec)
+        except KeyError as err:
+            raise ConfigError(f"{path!r} has no column {err}; expected the folds.csv of a {self.name} run") from None
+        except (ValueError, TypeError) as err:
+            raise ConfigError(f"{path!r} holds a value that is not a number ({err}); it is not what "
+                              "`actadapt reproduce` writes") from None
+        return out
 
     # ---------------------------------------------------------------------------------- results.json
     def se_covers(self, cfg) -> str:
@@ -108,8 +170,8 @@ class TableExperiment(Experiment):
                     grids[key].append({"row": row, "column": col, **stats, **extras})
         return {"format": RESULTS_FORMAT, "table": self.name, "title": self.title, "config_hash": run_hash(cfg),
                 "metric": self.metric, "unit": "%", "rows": self.rows(cfg), "columns": self.columns(cfg),
-                "se_covers": self.se_covers(cfg), **grids, **self.summary_extras(cfg, recs),
-                "choices": self.choices(cfg)}
+                "se_covers": self.se_covers(cfg), **grids, "paired": self.paired(cfg, recs),
+                **self.summary_extras(cfg, recs), "choices": self.choices(cfg)}
 
     def write_folds_csv(self, recs: List[Dict], run_dir: str) -> None:
         """``folds.csv``: one row per record (per epoch with ``csv_epoch_columns``), sorted by the key columns."""
@@ -148,6 +210,28 @@ class TableExperiment(Experiment):
                                            f"{fmt_num(d['majority_rate'])})" for d in c["draws"]] for c in results["cells"]]
         return [f"## Per {self.draw_name}", "", "Mean over folds ± SE over folds (majority-class rate).", "",
                 markdown_table(["row", "column"] + [f"{self.draw_name} {d}" for d in range(n)], rows), ""]
+
+    def paired_section(self, results: Dict) -> List[str]:
+        """The paired comparisons (:mod:`.paired`) beside the paper's, with their verdicts (:mod:`.verdict`)."""
+        paired = results.get("paired") or {}
+        comps = paired.get("comparisons") or []
+        if not comps:
+            return []
+        several = len(self.metrics_compared()) > 1
+        rows = []
+        for c in comps:
+            shown = format_comparison(c)
+            judged = verdict(c["paper"], c) if c["paper"] is not None else ("no paper value", "-")
+            rows.append(([c["metric"]] if several else []) + [c["label"], c["kind"], shown["paper"], shown["ours"],
+                                                              shown["interval"], shown["units"], *judged])
+        return ["## Paired comparisons", "",
+                f"Cell a - cell b, in points, over the units both cells share. Units: {paired['units']}. *ours*: mean paired difference ± its standard error; the "
+                f"{100 * paired['confidence']:g}% t interval; *a > b / a < b / tie* over the paired "
+                "units (excluded: a diverged or non-finite model). The verdicts follow the rules of "
+                "`actadapt.experiments.verdict`, quoted in full by `actadapt report --status` (docs/REPRODUCTION.md).",
+                "",
+                markdown_table((["metric"] if several else []) + ["a - b", "claim", "paper", "ours", "interval",
+                                                                 "a > b / a < b / tie", "verdict", "reason"], rows), ""]
 
     def stuck_note(self, results: Dict) -> List[str]:
         """A note on the cells whose final training error (``final_train_error``, %) is still within 5 points of
@@ -197,7 +281,7 @@ class TableExperiment(Experiment):
             lines += [self.grid_table(results, lambda r, c: _distance(cells[key][(r, c)], self.digits, several)), ""]
         for key, caption in self.extra_tables.items():
             lines += [caption, "", self.grid_table(results, lambda r, c: self.format_cell(cells, r, c, key)), ""]
-        lines += self.stuck_note(results) + self.per_draw_table(results)
+        lines += self.stuck_note(results) + self.per_draw_table(results) + self.paired_section(results)
         lines += self.report_sections(cfg, results)
         lines += choices_and_figures_markdown(results["choices"], figures, "finished tasks")
         return "\n".join(lines)
@@ -215,6 +299,11 @@ class TableExperiment(Experiment):
 
     def draw_figures(self, cfg, recs: List[Dict], plt, save) -> None:
         """Draw the figures from the (finite) records: ``save(fig, file_name, caption)`` writes each."""
+
+
+def csv_float(text: str):
+    """A number of ``folds.csv`` (``None`` for an empty field: a value that was missing or non-finite)."""
+    return float(text) if text else None
 
 
 def _distance(c: Dict, digits: int, several: bool) -> str:

@@ -60,25 +60,29 @@ def _openmp() -> bool:
     return "OpenMP" in torch.__config__.parallel_info() and platform.system() == "Linux"
 
 
-def _cflags(cap: str) -> list[str]:
+def _cflags(cap: str, defines: Tuple[str, ...] = ()) -> list[str]:
     flags = ["-O3"] + (["-fopenmp"] if _openmp() else [])
-    return flags + _ISA_FLAGS[cap] + [f"-DCPU_CAPABILITY={cap}", f"-DCPU_CAPABILITY_{cap}"]
+    flags += _ISA_FLAGS[cap] + [f"-DCPU_CAPABILITY={cap}", f"-DCPU_CAPABILITY_{cap}"]
+    return flags + [f"-D{d}" for d in defines]
 
 
-def module_name(cap: str) -> str:
+def module_name(cap: str, defines: Tuple[str, ...] = ()) -> str:
     """``actadapt_cpu_<capability>_<digest of source, flags and torch version>``."""
     digest = hashlib.sha256(SOURCE.read_bytes())
-    digest.update(" ".join(_cflags(cap) + [torch.__version__]).encode())
+    digest.update(" ".join(_cflags(cap, defines) + [torch.__version__]).encode())
     return f"actadapt_cpu_{cap.lower()}_{digest.hexdigest()[:12]}"
 
 
-def _build(cap: str):
+def _build(cap: str, defines: Tuple[str, ...] = ()):
+    """Build (or load from the cache) the kernel for ``cap``. ``defines`` are extra preprocessor macros, for the
+    tests' variants: ``ACTADAPT_KEEP_SUBNORMALS`` builds the kernel as on a machine without x86's MXCSR (float
+    subnormals kept, not flushed)."""
     from torch.utils.cpp_extension import load as build
 
     return build(
-        name=module_name(cap),
+        name=module_name(cap, defines),
         sources=[str(SOURCE)],
-        extra_cflags=_cflags(cap),
+        extra_cflags=_cflags(cap, defines),
         extra_ldflags=["-fopenmp"] if _openmp() else [],
         verbose=os.environ.get("ACTADAPT_VERBOSE_BUILD") == "1",
     )

@@ -10,6 +10,13 @@ very same arithmetic:
   float64 takes ``tl.exp`` and a 16-term series for ``e^v - 1`` at ``|v| < 0.35``;
 * ``log(1 + E)``, ``0 <= E <= 1``: ``2 atanh(E / (2 + E))`` by its series.
 
+Subnormals: GPUs flush float32 subnormals in many operations (Triton's NVIDIA backend compiles with
+flush-to-zero), and the interpreter keeps them. Both give the same results here, because the few results that
+need a factor under FLT_MIN (x^2 e^{-alpha x} with x up to 1e4; Swish's x s(alpha x); Gumbel's E/alpha for small
+alpha) carry that factor scaled by 2^64 and another one by 2^-64 (``SCALED``, ``_unscale``), exact power-of-two
+scalings, as the C++ kernel does (its comments give the bounds). The tests run the float32 contract in the
+interpreter both ways (``torch.set_flush_denormal(True)`` makes numpy flush too).
+
 Work split (``x`` dense, in memory order; ``(G, M, C, inner)`` from :mod:`.layout`):
 
 * alpha constant along rows of ``inner`` elements (per channel of a conv, or shared): one program per chunk
@@ -57,9 +64,24 @@ def unavailable(device_type: str) -> Optional[str]:
 
 
 # ------------------------------------------------------------------------------------------ math
+_SCALE_DOWN = tl.constexpr(5.421010862427522e-20)  # 2^-64: see _exp_parts' SCALED
+
+
 @triton.jit
-def _exp_parts(v, WANT_EXPM1: tl.constexpr, F64: tl.constexpr):
-    """(e^v, e^v - 1) for v <= 88 (v = -inf gives (0, -1); NaN stays NaN). See the module docstring."""
+def _unscale(v, F64: tl.constexpr):
+    """A factor of a SCALED e^v, times 2^-64 (float32; float64 is never scaled)."""
+    if F64:
+        return v
+    else:
+        return v * _SCALE_DOWN
+
+
+@triton.jit
+def _exp_parts(v, WANT_EXPM1: tl.constexpr, F64: tl.constexpr, SCALED: tl.constexpr = False):
+    """(e^v, e^v - 1) for v <= 88 (v = -inf gives (0, -1); NaN stays NaN). See the module docstring.
+
+    SCALED (float32, v <= 0): the first is e^v 2^64, normal down to v = -131.7 also where subnormals flush
+    (0 from v = -149.5 on); e^v - 1 is unchanged."""
     if F64:
         e = tl.exp(v)
         em1 = e - 1.0
@@ -71,7 +93,8 @@ def _exp_parts(v, WANT_EXPM1: tl.constexpr, F64: tl.constexpr):
             em1 = tl.where(tl.abs(v) < 0.35, v * acc, em1)
         return e, em1
     else:
-        vv = tl.where(v < -104.0, -104.0, v)  # comparisons with NaN are false: NaN passes through
+        low = -149.5 if SCALED else -104.0
+        vv = tl.where(v < low, low, v)  # comparisons with NaN are false: NaN passes through
         vv = tl.where(vv > 88.8, 88.8, vv)
         n = tl.floor(vv * 1.44269504088896341 + 0.5)
         r = tl.fma(n, -0.693359375, vv)  # ln2 = 0.693359375 - 2.12194440e-4 (Cephes' split)
@@ -83,6 +106,8 @@ def _exp_parts(v, WANT_EXPM1: tl.constexpr, F64: tl.constexpr):
         p = tl.fma(p, r, 5.0000001201e-1)
         q = tl.fma(p * r, r, r)  # e^r - 1
         ni = tl.where(n == n, n, 0.0).to(tl.int32)
+        if SCALED:
+            ni = ni + 64  # n + 64 >= -152: both halves >= -76
         n1 = ni >> 1
         s1 = ((n1 + 127) << 23).to(tl.float32, bitcast=True)
         s2 = ((ni - n1 + 127) << 23).to(tl.float32, bitcast=True)
@@ -90,6 +115,8 @@ def _exp_parts(v, WANT_EXPM1: tl.constexpr, F64: tl.constexpr):
         em1 = e
         if WANT_EXPM1:
             s = s1 * s2
+            if SCALED:
+                s = s * _SCALE_DOWN
             em1 = tl.where(n == 0.0, q, tl.fma(s, q, s - 1.0))
         return e, em1
 
@@ -116,26 +143,35 @@ def _gumbel_core(x, a, log_a, log_a_lo, inv_a, F64: tl.constexpr, UNIFIED: tl.co
 
     UNIFIED (every alpha >= 1e-7): u = log(a) + x, E = e^{-|u|}, a L = max(u, 0) + log1p(E), w = sigmoid(u);
     in float32 the rounding error of u (TwoSum, and log(a)'s low part from a float64 log) is put back, as in
-    the C++ kernel, since S = e^{-L} turns an error e in u into e/alpha. Else the two regimes split at u = 0
-    (continuous down to alpha = 0, the Gumbel cdf)."""
+    the C++ kernel, since S = e^{-L} turns an error e in u into e/alpha; and E, E/(2 + E) and log1p(E) are
+    carried times 2^64 (SCALED), since F ~ L ~ D ~ E/alpha stay over the contract's absolute 1e-34 down to
+    E = 1e-40 for alpha = 1e-6. Else the two regimes split at u = 0 (continuous down to alpha = 0, the Gumbel
+    cdf)."""
     if UNIFIED:
         u = log_a + x
         u_pos = tl.where(u < 0.0, 0.0, u)
-        E, _ = _exp_parts(-tl.abs(u), False, F64)
+        E_s, _ = _exp_parts(-tl.abs(u), False, F64, True)  # E 2^64 (float32)
         if not F64:
             x_part = u - log_a
             err = ((log_a - (u - x_part)) + (x - x_part)) + log_a_lo  # exact u = u + err
             err = tl.where(err == err, err, 0.0)  # x = +-inf: inf - inf; u, E and u_pos are right
-            E = tl.fma(E, tl.where(u < 0.0, err, -err), E)
+            E_s = tl.fma(E_s, tl.where(u < 0.0, err, -err), E_s)
             u_pos = u_pos + tl.where(u < 0.0, 0.0, err)
+        E = _unscale(E_s, F64)
         one_plus_E = 1.0 + E
         two_plus_E = 2.0 + E
         r = 1.0 / (one_plus_E * two_plus_E)
         inv = two_plus_E * r  # 1 / (1 + E)
-        s = E * one_plus_E * r  # E / (2 + E)
-        L = (u_pos + 2.0 * s * _atanh_series(s, F64)) * inv_a
+        s_s = E_s * one_plus_E * r  # E / (2 + E), scaled as E_s
+        log1p_s = 2.0 * s_s * _atanh_series(_unscale(s_s, F64), F64)
         w = tl.where(u > 0.0, inv, E * inv)
-        D = w * inv_a
+        if F64:
+            L = (u_pos + log1p_s) * inv_a
+            D = w * inv_a
+        else:
+            inv_a_down = inv_a * _SCALE_DOWN  # >= 5e-23: normal
+            L = tl.fma(log1p_s, inv_a_down, u_pos * inv_a)
+            D = tl.where(u > 0.0, inv * inv_a, E_s * inv * inv_a_down)
     else:
         u = log_a + x
         small = u <= 0.0
@@ -182,11 +218,11 @@ def _forward_math(x, a, log_a, log_a_lo, inv_a, KIND: tl.constexpr, F64: tl.cons
         t = a * tl.where(x < 0.0, 0.0, x)
         _, em1 = _exp_parts(-t, True, F64)
         y = -x * em1
-    else:  # Swish: x s(alpha x)
+    else:  # Swish: x s(alpha x), for t < 0 as ((x s(|t|)) e^{-|t|} 2^64) 2^-64
         t = a * x
-        e, _ = _exp_parts(-tl.abs(t), False, F64)
-        big = 1.0 / (1.0 + e)
-        y = x * tl.where(t >= 0.0, big, e * big)
+        e_s, _ = _exp_parts(-tl.abs(t), False, F64, True)
+        x_big = x / (1.0 + _unscale(e_s, F64))
+        y = tl.where(t >= 0.0, x_big, _unscale(x_big * e_s, F64))
     return y
 
 
@@ -203,16 +239,16 @@ def _backward_math(g, x, a, log_a, log_a_lo, inv_a, KIND: tl.constexpr, F64: tl.
     elif KIND == 1:
         x_pos = tl.where(x < 0.0, 0.0, x)
         t = a * x_pos
-        E, em1 = _exp_parts(-t, True, F64)
-        gx = g * tl.fma(x_pos, a * E, -em1)
-        ga = g * x * (x_pos * E)
+        E_s, em1 = _exp_parts(-t, True, F64, True)  # E_s = e^{-t} 2^64 (float32)
+        gx = g * tl.fma(x_pos, a * _unscale(E_s, F64), -em1)
+        ga = g * x * (_unscale(x_pos, F64) * E_s)
     else:
         t = a * x
-        e, _ = _exp_parts(-tl.abs(t), False, F64)
+        e_s, _ = _exp_parts(-tl.abs(t), False, F64, True)  # e^{-|t|} 2^64 (float32)
+        e = _unscale(e_s, F64)
         big = 1.0 / (1.0 + e)
-        small = e * big
-        s = tl.where(t >= 0.0, big, small)
-        q = g * (x * (big * small))  # g x s(t) s(-t)
+        s = tl.where(t >= 0.0, big, e * big)
+        q = g * (_unscale(x, F64) * (big * (e_s * big)))  # g x s(t) s(-t)
         gx = tl.fma(a, q, g * s)
         ga = x * q
     return gx, ga

@@ -45,3 +45,22 @@ def test_generator_round_trips_through_format_a(tmp_path, name, layout):
     clean = deduplicate(ds)
     for tr, te in stratified_folds(clean.labels, 5, seed=0):
         assert not leaked_urls(clean, tr, te)
+
+
+def test_the_generator_command_never_overwrites_a_file_or_writes_through_a_link(tmp_path, capsys):
+    from actadapt.experiments.data.url_sessions import main
+
+    out = tmp_path / "sessions.jsonl"
+    assert main([str(out), "--n", "8"]) == 0
+    first = out.read_bytes()
+    users = tmp_path / "thesis.csv"
+    users.write_text("a user's file\n")
+    assert main([str(users), "--n", "8", "--seed", "1"]) == 2
+    assert users.read_text() == "a user's file\n"
+    assert "already exists" in capsys.readouterr().out
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(users)
+    assert main([str(link), "--n", "8"]) == 2
+    assert users.read_text() == "a user's file\n"
+    assert main([str(out), "--n", "8", "--seed", "1"]) == 2  # its own earlier output too: choose a new name
+    assert out.read_bytes() == first

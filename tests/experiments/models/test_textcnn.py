@@ -139,3 +139,127 @@ def test_same_seed_same_result_and_bucketing_runs():
         torch.manual_seed(5)
         runs.append(train_textcnn(m, (seqs[:40], y[:40]), (seqs[40:50], y[40:50]), (seqs[50:], y[50:]), s, 3).train_loss)
     assert runs[0] == runs[1]
+
+
+# ------------------------------------------------------------------------ FC initialisation (fc_init)
+def _big(fc_init, seed=0, hidden=500, maps=200):
+    # FC weight (500, 600): 300,000 draws; output weight (2, 500)
+    m = KimCNN(torch.zeros(4, 3), (3, 4, 5), maps, hidden, 2, "ReLU", "ReLU", fc_init=fc_init)
+    m.reset_parameters(torch.Generator().manual_seed(seed))
+    return m
+
+
+def _assert_uniform(t, bound):
+    t = t.detach().double().flatten()
+    assert t.abs().max() <= bound * (1 + 1e-6) and t.abs().max() > 0.9 * bound  # fills (-bound, bound)
+    std = bound / 3**0.5
+    assert abs(float(t.mean())) < 5 * std / t.numel() ** 0.5
+    rel = 0.02 if t.numel() > 10_000 else 0.2
+    assert float(t.std()) == pytest.approx(std, rel=rel)
+
+
+def _assert_normal(t, std):
+    t = t.detach().double().flatten()
+    assert abs(float(t.mean())) < 5 * std / t.numel() ** 0.5
+    rel = 0.02 if t.numel() > 10_000 else 0.2
+    assert float(t.std()) == pytest.approx(std, rel=rel)
+    if t.numel() > 10_000:  # a normal's tails, not a uniform's: P(|x| > 2 std) = 4.55% (SE 0.04% here)
+        assert 0.040 < float((t.abs() > 2 * std).double().mean()) < 0.051
+
+
+def test_fc_init_glorot_is_kims_draw():
+    # the default draws exactly what Kim's initialisation drew before fc_init existed: convs, FC and output
+    # layer in turn, each U(+-sqrt(6 / (fan_in + fan_out))), fan = channels x width for a convolution
+    m = _model(hidden=7, maps=5, dim=6)
+    g = torch.Generator().manual_seed(1)
+    convs = [(c, 6 * w, 5 * w) for c, w in zip(m.convs, (3, 4, 5))]
+    for layer, fan_in, fan_out in [*convs, (m.fc, 15, 7), (m.out, 7, 2)]:
+        b = (6 / (fan_in + fan_out)) ** 0.5
+        assert torch.equal(layer.weight, torch.empty_like(layer.weight).uniform_(-b, b, generator=g))
+        assert not layer.bias.any()
+    big = _big("glorot")
+    _assert_uniform(big.fc.weight, (6 / (600 + 500)) ** 0.5)
+    _assert_uniform(big.out.weight, (6 / (500 + 2)) ** 0.5)
+    assert not big.fc.bias.any() and not big.out.bias.any()
+
+
+def test_fc_init_lecun_draws_weights_and_biases_from_n_0_1_over_fan_in():
+    m = _big("lecun")
+    _assert_normal(m.fc.weight, 600 ** -0.5)
+    _assert_normal(m.fc.bias, 600 ** -0.5)
+    _assert_normal(m.out.weight, 500 ** -0.5)
+
+
+def test_fc_init_torch_is_nn_linears_default_from_the_given_generator():
+    m = _big("torch")
+    _assert_uniform(m.fc.weight, 600 ** -0.5)
+    _assert_uniform(m.fc.bias, 600 ** -0.5)
+    _assert_uniform(m.out.weight, 500 ** -0.5)
+    # the same numbers torch's own nn.Linear draws from the global generator seeded alike
+    lin = torch.nn.Linear(30, 7)
+    from actadapt.experiments.models.weight_init import torch_linear_init_
+
+    torch_linear_init_(lin, torch.Generator().manual_seed(3))
+    torch.manual_seed(3)
+    ref = torch.nn.Linear(30, 7)
+    assert torch.equal(lin.weight, ref.weight) and torch.equal(lin.bias, ref.bias)
+
+
+@pytest.mark.parametrize("fc_init", ["glorot", "lecun", "torch"])
+def test_fc_init_seeded_and_convolutions_always_glorot(fc_init):
+    a, b, c, kim = (_big(rule, seed, maps=20, hidden=30) for rule, seed in
+                    ((fc_init, 4), (fc_init, 4), (fc_init, 5), ("glorot", 4)))
+    for (name, pa), pb, pc, pk in zip(a.named_parameters(), b.parameters(), c.parameters(), kim.parameters()):
+        assert torch.equal(pa, pb), name  # same seed, same weights
+        if name.startswith("convs"):
+            assert torch.equal(pa, pk), name  # Kim's Glorot convolutions whatever fc_init
+            assert name.endswith("bias") or not torch.equal(pa, pc), name
+        elif name.startswith(("fc.", "out.")) and (fc_init != "glorot" or name.endswith("weight")):
+            assert not torch.equal(pa, pc), name
+            assert (fc_init == "glorot") is torch.equal(pa, pk), name
+
+
+def test_unknown_fc_init_or_dropout_place_is_refused():
+    with pytest.raises(ValueError, match="unknown fc_init 'he'; valid: glorot, lecun, torch"):
+        KimCNN(torch.zeros(4, 3), fc_init="he")
+    with pytest.raises(ValueError, match="unknown dropout_at 'conv'; valid: linear, pooled, output"):
+        KimCNN(torch.zeros(4, 3), dropout_at="conv")
+
+
+# ---------------------------------------------------------------------------- dropout place (dropout_at)
+def _inputs_seen(m, tokens):
+    """The inputs of the FC and output layers in one forward: ``{"fc": (N, pooled), "out": (N, hidden)}``."""
+    seen = {}
+    hooks = [layer.register_forward_pre_hook(lambda mod, args, name=name: seen.__setitem__(name, args[0]))
+             for name, layer in (("fc", m.fc), ("out", m.out)) if layer is not None]
+    m(tokens)
+    for h in hooks:
+        h.remove()
+    return seen
+
+
+@pytest.mark.parametrize("place, dropped", [("linear", {"fc", "out"}), ("pooled", {"fc"}), ("output", {"out"})])
+def test_dropout_acts_exactly_where_dropout_at_says(place, dropped):
+    # AGumb conv and FC outputs lie in (0, 1): a zero in a layer's input is dropout's doing, and at rate 0.999
+    # dropout zeroes nearly all of it
+    emb = torch.randn(21, 6, generator=torch.Generator().manual_seed(0))
+    m = KimCNN(emb, (3, 4, 5), 5, 7, 2, "AGumb", "AGumb", dropout=0.999, dropout_at=place)
+    m.reset_parameters(torch.Generator().manual_seed(1))
+    tokens = batch_tokens([[1, 2, 3], [4, 5, 6, 7, 8, 9], [10, 11], [12, 13, 14, 15]], 5)
+    torch.manual_seed(0)
+    seen = _inputs_seen(m.train(), tokens)
+    for name, x in seen.items():
+        zeros = float((x == 0).double().mean())
+        assert (zeros > 0.9) if name in dropped else (zeros == 0.0), (name, zeros)
+    # evaluation: no dropout anywhere, the same logits whatever the place
+    ref = KimCNN(emb, (3, 4, 5), 5, 7, 2, "AGumb", "AGumb", dropout=0.999)
+    ref.reset_parameters(torch.Generator().manual_seed(1))
+    torch.testing.assert_close(m.eval()(tokens), ref.eval()(tokens), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("place", ["linear", "pooled", "output"])
+def test_without_hidden_layer_every_place_drops_the_pooled_features_once(place):
+    m = KimCNN(torch.randn(21, 6), (3, 4, 5), 5, 0, 2, "AGumb", "AGumb", dropout=0.999, dropout_at=place)
+    assert isinstance(m.output_dropout, torch.nn.Dropout) and isinstance(m.pooled_dropout, torch.nn.Identity)
+    x = _inputs_seen(m.train(), batch_tokens([[1, 2, 3], [4, 5]], 5))["out"]
+    assert float((x == 0).double().mean()) > 0.9

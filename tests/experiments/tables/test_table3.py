@@ -128,6 +128,8 @@ def test_config_errors(tmp_path, capsys):
         ("dropout=1.5", "'dropout': expected a rate in [0, 1), got 1.5"),
         ("vectors=fasttext", "'vectors': unknown value 'fasttext'; valid choices: word2vec, glove"),
         ("vectors_std=-0.5", "'vectors_std': expected -1 (auto), 0 (as in the file) or a positive std, got -0.5"),
+        ("fc_init=he", "'fc_init': unknown value 'he'; valid choices: glorot, lecun, torch"),
+        ("dropout_at=conv", "'dropout_at': unknown value 'conv'; valid choices: linear, pooled, output"),
     ]:
         code = main(["reproduce", "table3", "--preset", "smoke", "--out", str(tmp_path / "r"), "--set", setting])
         err = capsys.readouterr().err
@@ -144,6 +146,37 @@ def test_vectors_std_auto_rescales_only_the_google_news_subset():
     assert Table3Config(vectors_file="full.bin").effective_vectors_std() == 0.0
     assert Table3Config(vectors="glove", vectors_std=0.3).effective_vectors_std() == 0.3
     assert Table3Config(vectors_std=0.0).effective_vectors_std() == 0.0
+
+
+@pytest.mark.parametrize("fc_init, dropout_at, init_text, dropout_text", [
+    ("lecun", "pooled", "N(0, 1/fan_in)", "on the pooled features only"),
+    ("torch", "output", "PyTorch's nn.Linear default", "before the output layer only"),
+])
+def test_readings_of_init_and_dropout_reach_the_model_and_run(tmp_path, fc_init, dropout_at, init_text, dropout_text):
+    import torch
+
+    from actadapt.experiments.config import resolve_config, run_hash
+    from actadapt.experiments.tables.table3 import Table3, Table3Config
+
+    cfg = resolve_config(Table3Config, {"fc_init": fc_init, "dropout_at": dropout_at})
+    m = cfg.kim_model(torch.zeros(5, 4), "AGumb", "AReLU", 1.0)
+    assert (m.fc_init, m.dropout_at) == (fc_init, dropout_at)
+    assert isinstance(m.pooled_dropout, torch.nn.Dropout) is (dropout_at == "pooled")
+    assert isinstance(m.output_dropout, torch.nn.Dropout) is (dropout_at == "output")
+    choices = Table3().choices(cfg)
+    assert init_text in choices["initialisation"] and dropout_text in choices["model"]
+    # a non-default reading is a different run; the defaults hash as before the keys existed
+    assert run_hash(cfg) != run_hash(resolve_config(Table3Config))
+    assert run_hash(resolve_config(Table3Config, {"fc_init": "glorot", "dropout_at": "linear"})) == run_hash(
+        resolve_config(Table3Config))
+    out = tmp_path / "run"
+    assert main(["reproduce", "table3", "--preset", "smoke", "--out", str(out), "--data-dir", _synthetic_root(tmp_path),
+                 "--set", "conv_acts=AGumb", "--set", "fc_acts=AReLU", "--set", "folds=2", "--set", f"fc_init={fc_init}",
+                 "--set", f"dropout_at={dropout_at}", *FAST]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["complete"] and all(0 <= c["mean"] <= 100 for c in res["cells"])
+    assert json.loads((out / "config.json").read_text())["config"]["fc_init"] == fc_init
+    assert init_text in (out / "report.md").read_text()
 
 
 # ------------------------------------------------------------------------------------------ real data

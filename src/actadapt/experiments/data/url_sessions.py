@@ -115,13 +115,16 @@ def generate_sessions(n: int, seed: int = 0, sites: int = 3, mean_len: float = 1
     return out
 
 
-def write_sessions(path: str, sessions: Sequence[Tuple[Sequence[str], str]], layout: str = "wide") -> str:
+def write_sessions(path: str, sessions: Sequence[Tuple[Sequence[str], str]], layout: str = "wide", *,
+                   new_file: bool = False) -> str:
     """Write ``sessions`` as format (a): ``.jsonl`` (one ``{"urls", "label"}`` object per line), or ``.csv``
     with ``layout="wide"`` (columns ``label,urls``, urls a JSON array) or ``"long"`` (``session,url,label``,
-    one visit per row). Returns ``path``."""
+    one visit per row). ``new_file``: create ``path``, and fail (FileExistsError) if anything, a link
+    included, is already there. Returns ``path``."""
     ext = os.path.splitext(path)[1].lower()
+    mode = "x" if new_file else "w"
     if ext == ".jsonl":
-        with open(path, "w", encoding="utf-8") as fh:
+        with open(path, mode, encoding="utf-8") as fh:
             for urls, label in sessions:
                 fh.write(json.dumps({"urls": list(urls), "label": label}) + "\n")
         return path
@@ -129,7 +132,7 @@ def write_sessions(path: str, sessions: Sequence[Tuple[Sequence[str], str]], lay
         raise ValueError(f"write_sessions: {path!r} should end in .jsonl or .csv")
     if layout not in ("wide", "long"):
         raise ValueError(f"write_sessions: layout {layout!r}; expected 'wide' or 'long'")
-    with open(path, "w", encoding="utf-8", newline="") as fh:
+    with open(path, mode, encoding="utf-8", newline="") as fh:
         w = csv.writer(fh)
         if layout == "wide":
             w.writerow(["label", "urls"])
@@ -156,7 +159,11 @@ def main(argv=None) -> int:
     p.add_argument("--layout", choices=("wide", "long"), default="wide", help="CSV layout (default wide)")
     args = p.parse_args(argv)
     try:
-        write_sessions(args.out, generate_sessions(args.n, seed=args.seed, noise=args.noise), args.layout)
+        write_sessions(args.out, generate_sessions(args.n, seed=args.seed, noise=args.noise), args.layout,
+                       new_file=True)
+    except FileExistsError:
+        print(f"error: {args.out} already exists; this tool never overwrites a file: choose a new name")
+        return 2
     except (ValueError, OSError) as err:
         print(f"error: {err}")
         return 2

@@ -37,6 +37,7 @@ from ...activations import activation_spec
 from .. import probe
 from ..config import option
 from ..divergence import nonfinite_rows
+from .weight_init import lecun_init  # the students' initialisation (re-exported)
 
 __all__ = [
     "STUDENT_ACTIVATIONS",
@@ -124,18 +125,6 @@ def batched_memory(models: int, n: int, features: int, width: int, depth: int, d
     P = F * W + (D - 1) * W * W + (2 * D + 1) * W + 1
     return (8 * M * n * (F + 1) + s * M * n * (F + 1) + M * n * (s * F + 2 * s + 8) + 6 * s * M * test_size * W
             + 8 * s * M * min(batch_size, n) * W * D + 6 * s * M * P + 64 * M * evaluations)
-
-
-def lecun_init(generator: torch.Generator, fan_in: int, fan_out: int, dtype: torch.dtype):
-    """LeCun et al. 1998 ("Efficient BackProp"): weights and biases ~ N(0, 1/fan_in).
-
-    Drawn in float64 then cast, so float32 and float64 runs start from the same point.
-    Returns ``(W (fan_in, fan_out), b (fan_out,))``.
-    """
-    std = 1.0 / math.sqrt(fan_in)
-    W = torch.randn(fan_in, fan_out, generator=generator, dtype=torch.float64) * std
-    b = torch.randn(fan_out, generator=generator, dtype=torch.float64) * std
-    return W.to(dtype), b.to(dtype)
 
 
 def _init_model(seed: int, sizes: Sequence[int], dtype: torch.dtype):

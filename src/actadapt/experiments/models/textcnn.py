@@ -4,8 +4,11 @@ r"""Kim's (2014) sentence CNN with the paper's changes (PAPER.md §2.3), and its
 
     tokens (N, L) -> embedding (N, L, D), static or fine-tuned
       -> for each width w in (3, 4, 5): Conv1d(D, 100, w) -> conv activation -> max over time  # (N, 100)
-      -> concat (N, 300) -> dropout 0.5 -> Linear(300, 100) -> FC activation                    # paper's FC
-      -> dropout 0.5 -> Linear(100, 2) -> softmax (in the cross-entropy)
+      -> concat (N, 300) -> [dropout 0.5] -> Linear(300, 100) -> FC activation                  # paper's FC
+      -> [dropout 0.5] -> Linear(100, 2) -> softmax (in the cross-entropy)
+
+The bracketed dropouts are where ``dropout_at`` puts them: ``"linear"`` both (before each linear layer),
+``"pooled"`` the first only (Kim's place, on the pooled features), ``"output"`` the second only.
 
 ``hidden=0`` gives Kim's original (pooled features straight to the softmax). The conv and FC activations are
 named independently and built by the package's one factory, :func:`actadapt.get_activation`; the adaptive
@@ -32,8 +35,13 @@ from torch import Tensor, nn
 
 from ...activations import get_activation
 from ..config import ConfigError, option
+from .weight_init import LINEAR_INITS, glorot_uniform_, init_linear_
 
-__all__ = ["KimCNN", "KimCNNKeys", "training_memory", "batch_tokens", "TrainSettings", "FoldResult", "train_textcnn"]
+__all__ = ["DROPOUT_PLACES", "KimCNN", "KimCNNKeys", "training_memory", "batch_tokens", "TrainSettings", "FoldResult",
+           "train_textcnn"]
+
+# where KimCNN's dropout acts: before each linear layer, before the hidden FC layer only, before the output only
+DROPOUT_PLACES = ("linear", "pooled", "output")
 
 
 class KimCNN(nn.Module):
@@ -48,10 +56,20 @@ class KimCNN(nn.Module):
         conv_act (str): activation after each convolution, a name of :func:`actadapt.get_activation`.
             Default: ``"ReLU"``
         fc_act (str): activation of the hidden layer. Default: ``"ReLU"``
-        dropout (float): dropout rate before each linear layer (Kim's place, and before the output).
-            Default: ``0.5``
+        dropout (float): dropout rate, at the places ``dropout_at`` names. Default: ``0.5``
         static (bool): freeze the embeddings (CNN-static) or fine-tune them (CNN-non-static). Default: ``True``
         alpha_init (float): initial alpha of the adaptive activations. Default: ``1.0``
+        fc_init (str): initialisation of the fully connected layers (hidden FC and output) by
+            :meth:`reset_parameters`, one of :data:`.weight_init.LINEAR_INITS`: ``"glorot"`` (Kim's code:
+            :math:`U(\pm\sqrt{6/(\text{fan\_in}+\text{fan\_out})})`, zero biases), ``"lecun"`` (the paper's Table 1
+            students: weights and biases :math:`\sim \mathcal N(0, 1/\text{fan\_in})`) or ``"torch"`` (``nn.Linear``'s
+            default: weights and biases :math:`\sim U(\pm 1/\sqrt{\text{fan\_in}})`). The convolutions are
+            Glorot-initialised (Kim's) whatever ``fc_init``. Default: ``"glorot"``
+        dropout_at (str): where dropout acts, one of :data:`DROPOUT_PLACES`: ``"linear"`` (before each linear layer:
+            on the pooled features ``(N, maps * len(widths))`` and on the FC output ``(N, hidden)``), ``"pooled"``
+            (on the pooled features only, Kim's place) or ``"output"`` (before the output layer only). With
+            ``hidden=0`` the pooled features are the output layer's input, and every place means dropout there
+            once. Default: ``"linear"``
 
     Shape:
         - Input: ``(N, L)`` int64 word indices, 0 = padding, ``L >= max(widths)`` (see :func:`batch_tokens`).
@@ -62,8 +80,14 @@ class KimCNN(nn.Module):
 
     def __init__(self, embeddings: Tensor, widths: Sequence[int] = (3, 4, 5), maps: int = 100, hidden: int = 100,
                  num_classes: int = 2, conv_act: str = "ReLU", fc_act: str = "ReLU", dropout: float = 0.5,
-                 static: bool = True, alpha_init: float = 1.0) -> None:
+                 static: bool = True, alpha_init: float = 1.0, fc_init: str = "glorot",
+                 dropout_at: str = "linear") -> None:
         super().__init__()
+        if fc_init not in LINEAR_INITS:
+            raise ValueError(f"unknown fc_init {fc_init!r}; valid: {', '.join(LINEAR_INITS)}")
+        if dropout_at not in DROPOUT_PLACES:
+            raise ValueError(f"unknown dropout_at {dropout_at!r}; valid: {', '.join(DROPOUT_PLACES)}")
+        self.fc_init, self.dropout_at = fc_init, dropout_at
         dim = embeddings.shape[1]
         self.widths = tuple(int(w) for w in widths)
         self.static = bool(static)
@@ -71,7 +95,11 @@ class KimCNN(nn.Module):
         self.convs = nn.ModuleList(nn.Conv1d(dim, maps, w) for w in self.widths)
         self.conv_acts = nn.ModuleList(get_activation(conv_act, num_parameters=maps, dim=1, init=alpha_init)
                                        for _ in self.widths)
-        self.dropout = nn.Dropout(dropout)
+        # before the hidden FC layer (on the pooled features) and before the output layer; nn.Identity where off
+        on_pooled = hidden > 0 and dropout_at in ("linear", "pooled")
+        on_output = hidden == 0 or dropout_at in ("linear", "output")
+        self.pooled_dropout: nn.Module = nn.Dropout(dropout) if on_pooled else nn.Identity()
+        self.output_dropout: nn.Module = nn.Dropout(dropout) if on_output else nn.Identity()
         pooled = maps * len(self.widths)
         if hidden > 0:
             self.fc: Optional[nn.Linear] = nn.Linear(pooled, hidden)
@@ -82,16 +110,13 @@ class KimCNN(nn.Module):
         self.conv_act_name, self.fc_act_name = conv_act, fc_act
 
     def reset_parameters(self, generator: Optional[torch.Generator] = None) -> None:
-        """Kim's initialisation: Glorot-uniform weights, zero biases (drawn from ``generator``)."""
-        for m in [*self.convs, self.fc, self.out]:
-            if m is None:
-                continue
-            fan_out = m.weight.shape[0] * (m.weight[0, 0].numel())  # out maps x width (conv), outputs (linear)
-            fan_in = m.weight[0].numel()
-            bound = math.sqrt(6.0 / (fan_in + fan_out))
-            with torch.no_grad():
-                m.weight.uniform_(-bound, bound, generator=generator)
-                m.bias.zero_()
+        """Draw the weights from ``generator``, in a fixed order: the convolutions Glorot-uniform with zero biases
+        (Kim's), then the hidden FC layer and the output layer by ``fc_init`` (:func:`.weight_init.init_linear_`).
+        The same generator state gives the same convolutions whatever ``fc_init``."""
+        for conv in self.convs:
+            glorot_uniform_(conv, generator)
+        for m in self.linear_layers():
+            init_linear_(m, self.fc_init, generator)
 
     def linear_layers(self) -> List[nn.Linear]:
         """The fully connected layers, whose weight rows Kim's max-norm constraint bounds."""
@@ -130,10 +155,10 @@ class KimCNN(nn.Module):
     def forward(self, tokens: Tensor) -> Tensor:
         # max over time of each activated feature map  # (N, maps) per width
         pooled = [act(c).amax(dim=2) for c, act in zip(self.conv_features(tokens), self.conv_acts)]
-        h = self.dropout(torch.cat(pooled, dim=1))  # (N, maps * len(widths))
+        h = torch.cat(pooled, dim=1)  # (N, maps * len(widths))
         if self.fc is not None:
-            h = self.dropout(self.fc_act(self.fc(h)))  # (N, hidden)
-        return self.out(h)  # (N, num_classes)
+            h = self.fc_act(self.fc(self.pooled_dropout(h)))  # (N, hidden)
+        return self.out(self.output_dropout(h))  # (N, num_classes)
 
 
 def training_memory(dim: int, widths: Sequence[int], maps: int, hidden: int, batch_size: int, tokens: int,
@@ -297,10 +322,19 @@ class KimCNNKeys:
     lr: float = option(1.0, min=0.0, help="learning rate (paper: 0.05, read as an SGD step; Kim's Adadelta: 1.0)")
     momentum: float = option(0.0, min=0.0, help="SGD momentum (optimizer=sgd only)")
     max_norm: float = option(3.0, min=0.0, help="Kim's max-norm of each FC unit's weight vector (0: off)")
-    dropout: float = option(0.5, min=0.0, help="dropout before each linear layer (paper, Kim: 0.5)")
+    dropout: float = option(0.5, min=0.0, help="dropout rate, where dropout_at says (paper, Kim: 0.5)")
+    dropout_at: str = option("linear", choices=DROPOUT_PLACES,
+                             help="where dropout acts: linear (before each linear layer: on the pooled features and "
+                                  "on the FC output), pooled (on the pooled features only: Kim's place, before the "
+                                  "hidden FC layer) or output (before the output layer only); the paper does not say")
     widths: List[int] = option([3, 4, 5], min=1, help="filter widths (paper, Kim: 3, 4, 5)")
     maps: int = option(100, min=1, help="feature maps per width (paper, Kim: 100)")
     hidden: int = option(100, min=0, help="FC hidden neurons (paper: 100; 0: Kim's original, no hidden layer)")
+    fc_init: str = option("glorot", choices=LINEAR_INITS,
+                          help="initialisation of the FC layers (hidden and output): glorot (Kim's code: Glorot-"
+                               "uniform, zero biases), lecun (the paper's Table 1 students: weights and biases "
+                               "~ N(0, 1/fan_in)) or torch (nn.Linear's default: U(+-1/sqrt(fan_in)) weights and "
+                               "biases); the convolutions are Glorot-uniform (Kim's) in every case")
     bucket: bool = option(False, help="batch sentences of similar length (less padding, faster; Kim: random batches)")
 
     def validate(self) -> None:
@@ -316,18 +350,26 @@ class KimCNNKeys:
 
     def kim_model(self, embeddings: Tensor, conv_act: str, fc_act: str, alpha_init: float) -> KimCNN:
         return KimCNN(embeddings, self.widths, self.maps, self.hidden, 2, conv_act, fc_act, self.dropout, self.static,
-                      alpha_init)
+                      alpha_init, fc_init=self.fc_init, dropout_at=self.dropout_at)
 
     def kim_choices(self, alpha_init: float) -> Dict[str, str]:
         """What the model and its training do where the paper is silent (a report's choices section)."""
         s = self.kim_settings()
+        where = "on the pooled features" if not self.hidden else {
+            "linear": "before each linear layer (on the pooled features and on the FC output)",
+            "pooled": "on the pooled features only (Kim's place, before the FC layer)",
+            "output": "before the output layer only (on the FC output)"}[self.dropout_at]
         return {
             "model": f"widths {', '.join(map(str, self.widths))} x {self.maps} maps, max-over-time pooling, "
             + (f"FC {self.hidden} hidden" if self.hidden else "no hidden layer (Kim's original)")
-            + f", dropout {self.dropout:g} before each linear layer, softmax over 2; one alpha per feature map (conv) "
+            + f", dropout {self.dropout:g} {where}, softmax over 2; one alpha per feature map (conv) "
               f"or neuron (FC), alpha_init {alpha_init:g}; 'two convolutional layers' of the paper's text read as "
               "the conv stage + the FC layer (Kim's design has one conv stage)",
-            "initialisation": "Glorot-uniform weights, zero biases (Kim's code); the same draw for every cell of a fold",
+            "initialisation": "convolutions: Glorot-uniform weights, zero biases (Kim's code); FC layers: " + {
+                "glorot": "the same (Kim's code)",
+                "lecun": "weights and biases ~ N(0, 1/fan_in) (LeCun et al. 1998, as the paper's Table 1 students)",
+                "torch": "weights and biases ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (PyTorch's nn.Linear default)",
+            }[self.fc_init] + "; the same draw for every cell of a fold",
             "optimiser": (
                 f"Adadelta (Kim's optimiser: rho 0.95, eps 1e-6, lr {s.lr:g}). The paper gives lr 0.05 and describes "
                 "plain gradient steps (eqs. 4-6), but also says it keeps Kim's hyper-parameters, and Kim trains with "

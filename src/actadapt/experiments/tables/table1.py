@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 from ..config import ConfigError, ExperimentConfig, option, run_hash
 from ..data.simulation import TeacherKeys
 from ..models.students import STUDENT_ACTIVATIONS, StudentKeys
+from ..paired import Comparison
 from ..registry import Task, register
 from ..report import fmt_num
 from ..seeds import stable_seed
-from ..table import TableExperiment
+from ..table import TableExperiment, csv_float
+from .table1_figures import learned
 
 __all__ = ["Table1Config", "Table1", "PAPER_TABLE1"]
 
@@ -32,6 +34,7 @@ PAPER_TABLE1 = {
     (8, "ReLU"): {"Sig": 57.3, "AGumb": 88.2, "ReLU": 89.3, "AReLU": 89.9},
 }
 PAPER_MAX_SE, TEACHERS = 0.22, ("Sig", "ReLU")
+COUNTERPARTS = (("AGumb", "Sig"), ("AReLU", "ReLU"))  # the paper's comparisons: adaptive student - its fixed one
 FIGURE_KEYS = ("depth", "teacher", "draw", "fold", "accuracy", "majority_rate")  # results.json: Figures 3-4's students
 
 
@@ -96,12 +99,24 @@ class Table1(TableExperiment):
     draw_name = "teacher draw"
     csv_key_columns = ("depth", "teacher", "student", "draw", "fold")
     csv_columns = ("accuracy", "majority_rate", "positive_rate", "n_train", "n_test", "teacher_redraw")
+    paired_units = ("teacher draw x fold: the students of a row's teacher draw and fold share its data, its fold split, "
+                    "their initial weights and their minibatch order (seeds from the row, draw and fold)")
 
     def rows(self, cfg: Table1Config) -> List[str]:
         return [row_label(d, t) for d in cfg.depths for t in cfg.teachers]
 
     def columns(self, cfg: Table1Config) -> List[str]:
         return list(cfg.students)
+
+    def comparisons(self, rows: List[str], columns: List[str]) -> List[Comparison]:
+        return [Comparison((row, adaptive), (row, fixed), f"{adaptive} vs {fixed}", f"{row}: {adaptive} - {fixed}")
+                for row in rows for adaptive, fixed in COUNTERPARTS if adaptive in columns and fixed in columns]
+
+    def record_from_csv(self, row):
+        depth, draw, fold = int(row["depth"]), int(row["draw"]), int(row["fold"])
+        rec = {"row": row_label(depth, row["teacher"]), "column": row["student"], "draw": draw, "fold": fold,
+               "accuracy": csv_float(row["accuracy"]), "majority_rate": csv_float(row["majority_rate"])}
+        return rec, record_path(depth, row["teacher"], row["student"], draw, fold)
 
     # ------------------------------------------------------------------------------------ tasks
     def tasks(self, cfg: Table1Config) -> List[Task]:
@@ -178,7 +193,7 @@ class Table1(TableExperiment):
         draws = {(r["row"], r["draw"]): {"row": r["row"], "draw": r["draw"], "redraw": r["teacher_redraw"],
                                          "majority_rate": max(r["positive_rate"], 1 - r["positive_rate"])} for r in recs}
         return {"teacher_draws": [draws[k] for k in sorted(draws)], "figure_students": {
-            s: _learned(recs, max(cfg.depths), s, FIGURE_KEYS) for s in ("AGumb", "AReLU") if s in cfg.students}}
+            s: learned(recs, max(cfg.depths), s, FIGURE_KEYS) for s in ("AGumb", "AReLU") if s in cfg.students}}
 
     def choices(self, cfg: Table1Config) -> Dict[str, str]:
         return {
@@ -216,39 +231,9 @@ class Table1(TableExperiment):
                          ""] if missing else [])
 
     def draw_figures(self, cfg: Table1Config, recs: List[Dict], plt, save) -> None:
-        """Figure 2 (the shallow students' alphas), Figures 3-4 (the curves of every neuron in layers 2 and 4 of
-        the deep student that learned most) and the training curves."""
-        from ..figures import curve_panels, histogram_panels, line_panels, mean_curve
+        """Figure 2 (the shallow students' alphas), Figures 3-4 and the training curves (:mod:`.table1_figures`)."""
+        from .table1_figures import draw_figures
 
-        shallow, deep = min(cfg.depths), max(cfg.depths)
-        fig = histogram_panels(plt, {f"{s}, {shallow} hidden layer(s)": {s: [
-            a for r in recs if r["depth"] == shallow and r["student"] == s and r["alphas"] for layer in r["alphas"]
-            for a in layer]} for s in cfg.students})
-        if fig is not None:
-            save(fig, "fig2_alpha_histograms.png", f"Figure 2: fitted alpha, {shallow}-hidden-layer students")
-        layers = [layer for layer in (2, 4) if layer <= deep]
-        for num, s in ((3, "AGumb"), (4, "AReLU")):
-            r = _learned(recs, deep, s) if s in cfg.students and layers else None
-            if r is None:
-                continue
-            who = (f"the {deep}-layer student that learned most: teacher {r['teacher']}, draw {r['draw']}, fold "
-                   f"{r['fold']}, accuracy {100 * r['accuracy']:.1f}% (majority {100 * r['majority_rate']:.1f}%)")
-            fig = curve_panels(plt, s, {f"{s}, layer {layer}": r["alphas"][layer - 1] for layer in layers})
-            fig.suptitle(who[0].upper() + who[1:], fontsize=9)
-            save(fig, f"fig{num}_{s.lower()}_curves.png", f"Figure {num}: fitted {s} of layers "
-                                                         f"{', '.join(map(str, layers))}, {who}")
-        panels = {r.replace("/", " layer(s), teacher "): {s: (rs[0]["curve_epochs"], [
-            100 - a for a in mean_curve(rs, "test_accuracy")]) for s in cfg.students
-            for rs in [[x for x in recs if x["row"] == r and x["student"] == s]] if rs} for r in self.rows(cfg)}
-        save(line_panels(plt, panels, ylabel="test error %", legend="each", size=(4, 3.3)), "training_curves.png",
-             "Training curves: held-out error per epoch, mean over draws and folds")
-
-
-def _learned(recs: List[Dict], depth: int, student: str, keys=None) -> Optional[Dict]:
-    """The record (its ``keys``) of the ``depth``-layer ``student`` most above its majority rate (ties: the first)."""
-    best = max((r for r in recs if r["depth"] == depth and r["student"] == student and r["alphas"]
-                and r["accuracy"] > r["majority_rate"]), key=lambda r: r["accuracy"] - r["majority_rate"], default=None)
-    return best if best is None or keys is None else {k: best[k] for k in keys}
-
+        draw_figures(cfg, self.rows(cfg), recs, plt, save)
 
 register(Table1())

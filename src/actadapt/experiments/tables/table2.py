@@ -27,6 +27,7 @@ from ..grid import GridConfig, GridExperiment
 from ..models.lenet import LeNetKeys
 from ..registry import register
 from ..report import fmt_num, markdown_table
+from ..table import csv_float
 
 __all__ = ["Table2Config", "Table2", "PAPER_TABLE2"]
 
@@ -56,6 +57,12 @@ PRESETS = {
     # AGumb in the FC layer at 96-97.7% (sigmoid-like units learn slowly at lr 0.01), still falling; momentum
     # lets every cell reach the paper's regime in 3 epochs. The paper preset keeps plain SGD.
     "quick": {"epochs": 3, "momentum": 0.9},
+    # quick's recipe on 3 seeds per cell, so every comparison has 3 paired units and an interval (quick's one seed
+    # has none): the most repeats that fit in about an hour. Estimated 50 minutes with --workers 2 on 2 idle
+    # cores, from the quick run (/tmp/grid/quick/table2-quick, 2026-11-30): its 9 tasks of 3 epochs took 2,020 s
+    # of task time (75 s per model-epoch, the evaluation of 20,000 images included) and 1,051 s of wall time
+    # with 2 workers; study has 3x its tasks: 27 x 3 x 75 s / 2 workers = 3,030 s
+    "study": {"epochs": 3, "momentum": 0.9, "repeats": 3},
     # the paper's 150 epochs (about 3 CPU-hours per cell; use --workers)
     "paper": {"epochs": 150},
 }
@@ -92,12 +99,23 @@ class Table2(GridExperiment):
     digits = 2
     csv_key_columns = ("conv", "fc", "repeat")
     csv_epoch_columns = CURVES
+    paired_units = ("repeat (seed): the cells of a repeat train on the same images from the same initial weights "
+                    "(one init seed per repeat) in the same minibatch order (one seed per repeat and epoch), and are "
+                    "tested on the same 10,000 test images")
 
     def task_id(self, conv: str, fc: str, k: int) -> str:
         return f"{conv}__{fc}__r{k}"
 
     def record_path(self, conv: str, fc: str, k: int) -> str:
         return os.path.join("cells", self.task_id(conv, fc, k) + ".json")
+
+    def csv_metric(self, row, metric: str):
+        """``accuracy`` from folds.csv: 1 - the test error of the record's last epoch (the CSV's row for it). The
+        CSV has no majority-class rate, so its units never count as at chance level (:mod:`..paired`)."""
+        if metric != "accuracy":
+            return super().csv_metric(row, metric)
+        error = csv_float(row["test_error"])
+        return None if error is None else 1.0 - error
 
     def memory_estimate(self, cfg: Table2Config):
         """Peak memory of one task in bytes (25% slack), for ``N`` images of ``H x W`` pixels (read from the

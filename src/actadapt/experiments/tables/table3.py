@@ -79,6 +79,8 @@ class Table3(GridExperiment):
     extra_tables = {"cells_last_epoch": "Accuracy after the last epoch (no early stopping), same layout:"}
     csv_columns = ("accuracy", "accuracy_last", "accuracy_best_dev", "best_dev_epoch", "majority_rate", "n_train",
                    "n_dev", "n_test", "seconds", "diverged")
+    paired_units = ("fold: the cells of a fold share its train/validation/test split, their initial weights (one seed per "
+                    "fold), their dropout seed and their minibatch order")
     curve_file = ("fig8_error_curves.png", "Figure 8 (right): training, validation and test-fold error per epoch, "
                                            "mean over folds")
     alpha_layers = {"conv_acts": ("conv", "conv"), "fc_act": ("FC", "fc")}

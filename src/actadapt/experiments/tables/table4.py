@@ -59,6 +59,12 @@ PRESETS = {
     "smoke": {"sample": 400, "folds": 2, "epochs": 1, "dim": 16, "hidden": 32, "w2v_epochs": 1},
     # the 3x3 grid over 5 folds on ~13,500 URLs, a few epochs
     "quick": {"epochs": 3},
+    # 10 folds (10 paired units per comparison, quick has 5) at 10 epochs (quick: 3, paper: 20). Estimated 50
+    # minutes with --workers 2 on 2 idle cores, from the quick run (/tmp/grid/quick/table4-quick, 2026-11-30):
+    # its 45 tasks of 3 epochs took 835 s of task time (5.7 s per model-epoch on 4/5 of the data, 1.6 s per task
+    # for the fold's data and word vectors) and 432 s of wall time with 2 workers; study: 90 tasks x (10 epochs x
+    # 5.7 s x 9/8 for 9/10 of the data + 1.6 s) / 2 workers = 2,960 s
+    "study": {"epochs": 10, "folds": 10},
     "paper": {"epochs": 20},
 }
 _VOCAB: Dict = {}  # (config hash, data dir, fold) -> (index, vectors) of the fold's training part
@@ -73,6 +79,12 @@ class Table4(GridExperiment):
     metric = "precision"
     extra_grids = {"cells_recall": "recall", "cells_accuracy": "accuracy"}
     distance_grids = ("cells", "cells_recall")
+    paired_metrics = ("precision", "recall")  # the paper's P and R
+    status_note = ("The data differ: the paper's ~13,500 private web sessions (four user intents) are not available; "
+                   "the runs use ISCX-URL-2016 (four URL types, one URL per example) unless their settings name "
+                   "another input.")
+    paired_units = ("fold: the cells of a fold share its split, its vocabulary and word vectors (trained on the fold's "
+                    "training part) and their seed (one per fold: initial weights, minibatch order)")
     extra_tables = {"cells_accuracy": "Accuracy ± SE:"}
     csv_columns = ("precision", "recall", "accuracy", "majority_rate", "n_train", "n_test", "seconds", "diverged")
 

@@ -15,6 +15,9 @@
 // (inner > 1: SIMD along the row), or, when inner = 1, alpha varies along the contiguous axis (dense
 // per-feature) and SIMD runs across channels. One walker (walk_rows / walk_columns) visits the vectors for
 // both directions; a small step policy (ForwardStep / BackwardStep) says what to do with each.
+//
+// Speed does not depend on alpha or x: the float kernels run with subnormals flushed (FlushSubnormals), and the
+// few products that need a factor under FLT_MIN carry that factor scaled by 2^64 (Underflow::kScaled).
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
@@ -24,6 +27,12 @@
 #include <limits>
 #include <mutex>
 #include <vector>
+
+#if (defined(__x86_64__) || defined(_M_X64) || defined(__i386__) || defined(_M_IX86)) && \
+    !defined(ACTADAPT_KEEP_SUBNORMALS)
+#include <xmmintrin.h>
+#define ACTADAPT_FLUSH_SUBNORMALS 1
+#endif
 
 namespace {
 
@@ -47,6 +56,51 @@ inline bool no_lane(const Vec<T>& mask) {
   return mask.zero_mask() == static_cast<int>((1ULL << Vec<T>::size()) - 1);
 }
 
+// ------------------------------------------------------------------------------ subnormals
+// x86 cores run every SSE/AVX instruction that has a subnormal input lane (magnitude under FLT_MIN = 1.2e-38,
+// DBL_MIN = 2.2e-308) or a result lane that underflows through a microcode assist, a hundred cycles or more.
+// e^{-alpha |x|} is under FLT_MIN wherever alpha |x| > 87.3, so without this the float kernels ran 3-12x slower
+// at alpha = 100 than at alpha = 1 on N(0, 1) inputs, and Gumbel 8-20x slower on N(0, 100) inputs
+// (benchmarks/bench_alpha_range.py).
+// FlushSubnormals<float> sets FTZ (bit 15: results under FLT_MIN are 0) and DAZ (bit 6: subnormal inputs read as
+// 0) in this thread's MXCSR for its lifetime, and puts the caller's two bits back after (RAII, so also when an
+// exception passes; the sticky exception flags are left as the work set them, as for any other operation). The
+// walkers hold one in each at::parallel_for chunk, on whichever thread runs it, so neither the caller's thread
+// nor torch's worker threads keep the mode after the kernel.
+// What flushing costs the float contract (relative 1e-4 where |exact| >= 1e-30; the tests add absolute 1e-34
+// below): every result and intermediate under FLT_MIN becomes 0. Results that small are under both thresholds.
+// Intermediates that small only matter where a larger factor multiplies them back over 1e-34: each family's
+// comments bound its cases, and those that need it (x^2 e^{-t} and x e^{-t} with |x| up to 1e4, Gumbel's
+// E/alpha for alpha down to 1e-6) carry the small factor times 2^64 (exp_parts' kScaled) and another factor
+// times 2^-64: exact power-of-two scalings. The same formulas hold without the flush (the build for other
+// architectures, or -DACTADAPT_KEEP_SUBNORMALS, which a slow test checks): gradual underflow only adds low bits.
+// double keeps IEEE gradual underflow: its contract judges results down to 1e-310 (absolute), under DBL_MIN.
+// Other architectures keep their mode (no MXCSR; aarch64 cores take subnormals at full speed).
+template <typename T>
+class FlushSubnormals {
+ public:
+  FlushSubnormals() {
+#ifdef ACTADAPT_FLUSH_SUBNORMALS
+    if constexpr (kActive) {
+      saved_ = _mm_getcsr();
+      _mm_setcsr(saved_ | kBits);
+    }
+#endif
+  }
+  ~FlushSubnormals() {
+#ifdef ACTADAPT_FLUSH_SUBNORMALS
+    if constexpr (kActive) _mm_setcsr((_mm_getcsr() & ~kBits) | (saved_ & kBits));
+#endif
+  }
+  FlushSubnormals(const FlushSubnormals&) = delete;
+  FlushSubnormals& operator=(const FlushSubnormals&) = delete;
+
+ private:
+  static constexpr bool kActive = sizeof(T) == 4;
+  static constexpr unsigned kBits = 0x8040;  // MXCSR's FTZ | DAZ
+  unsigned saved_ = 0;
+};
+
 // alpha with what every kernel would otherwise recompute per element: log(alpha) and 1/alpha.
 template <typename T>
 struct Alpha {
@@ -60,24 +114,44 @@ struct Alpha {
 // float: e^v and e^v - 1 from one Cody-Waite reduction, v = n ln2 + r, |r| <= ln2/2, and Cephes' degree-7
 // polynomial e^r = 1 + q(r), q = r + r^2 P(r) (fit error <= 1.2e-7 relative to e^r; relative to q, r P's error
 // r dP <= 2e-7). Branch-free: no data-dependent jump, no call (AVX-512 in particular loses much to either).
-//   e^v  = (1 + q) 2^n. kGradual: as 2^n1 2^n2 with n = n1 + n2, so that both stay normal down to v = -104 and
-//          results under FLT_MIN underflow gradually, as Sleef's do (callers that scale e^v by up to x^2 = 1e8
-//          need that: it puts 1e-38 back above the contract's 1e-30), then 0. Else results under FLT_MIN
-//          (v < -87.33) are 0, for callers whose products stay below the contract's absolute 1e-34 there.
+//   e^v  = (1 + q) 2^n, by one of three underflow modes:
+//          kFlush: results under FLT_MIN (v < -87.33) are 0, for callers whose products stay below the contract's
+//          absolute 1e-34 there.
+//          kGradual: as 2^n1 2^n2 with n = n1 + n2, so that both stay normal down to v = -104 and results under
+//          FLT_MIN underflow gradually, as Sleef's do; then 0. (Under FlushSubnormals they flush, as kFlush.)
+//          kScaled (v <= 0 only): e^v 2^64, the same two factors with 64 added to n, so that the result is normal
+//          down to v = -131.7 (e^v = 5.4e-58) also when subnormals flush; under FLT_MIN 2^-64 it underflows as
+//          kGradual (0 from v = -149.5 on). A caller multiplies its other factor by 2^-64 (unscale) instead: both
+//          scalings are exact (powers of two, no rounding while the numbers stay normal), so the product keeps the
+//          exp's own accuracy wherever it is >= FLT_MIN, whatever the size of e^v. That is what x^2 e^{-t} needs:
+//          with x up to 1e4 it is over the contract's 1e-30 down to e^{-t} = 1e-38, under FLT_MIN.
 //   e^v - 1 = q when n = 0 (no cancellation: relative error a few ulp), else fma(2^n, q, 2^n - 1) with
 //          |e^v - 1| >= 0.29 (a few ulp).
-// Both within 4 ulp (4.8e-7 relative) for v in [-104, 88.7]; NaN stays NaN (the clamps keep NaN in x86's and
-// the portable min/max operand order, and comparisons with NaN are false); v > 88.7 gives inf.
+// Both within 4 ulp (4.8e-7 relative) for v in [-104, 88.7] (e^v 2^64: v in [-131.7, 0]); NaN stays NaN (the
+// clamps keep NaN in x86's and the portable min/max operand order, and comparisons with NaN are false); v > 88.7
+// gives inf.
+enum class Underflow { kFlush, kGradual, kScaled };
+constexpr float kScaleDown = 5.42101086242752217e-20f;  // 2^-64, the inverse of kScaled's factor
+
 template <typename T>
 struct ExpParts {
   Vec<T> e, em1;
 };
 
-template <bool kWantExpm1, bool kGradual = true>
+// A factor that multiplies a kScaled e^v: times 2^-64 for float (exact for |v| >= 2^64 FLT_MIN = 2.2e-19; a
+// smaller factor makes a product under FLT_MIN anyway, since e^v 2^64 <= 2^64); double is never scaled.
+template <typename T>
+inline Vec<T> unscale(const Vec<T>& v) {
+  if constexpr (sizeof(T) == 4) return v * Vec<T>(kScaleDown);
+  else return v;
+}
+
+template <bool kWantExpm1, Underflow kMode = Underflow::kGradual>
 inline ExpParts<float> exp_parts(const Vec<float>& v_in) {
   using V = Vec<float>;
   using VI = Vec<int32_t>;
-  const V v = at::vec::clamp_max(at::vec::clamp_min(v_in, V(kGradual ? -104.f : -87.33f)), V(88.8f));
+  constexpr float kLow = kMode == Underflow::kFlush ? -87.33f : kMode == Underflow::kGradual ? -104.f : -149.5f;
+  const V v = at::vec::clamp_max(at::vec::clamp_min(v_in, V(kLow)), V(88.8f));
   const V magic(12582912.f);  // 1.5 * 2^23: adding it rounds to an integer
   const V n = at::vec::fmadd(v, V(1.44269504088896341f), magic) - magic;
   V r = at::vec::fmadd(n, V(-0.693359375f), v);  // ln2 = 0.693359375 - 2.12194440e-4 (Cephes' split)
@@ -93,22 +167,24 @@ inline ExpParts<float> exp_parts(const Vec<float>& v_in) {
   const VI bias(127), shift(23);
   ExpParts<float> out;
   V s;  // 2^n (subnormal or 0 below -126)
-  if constexpr (kGradual) {
-    const VI n1 = ni >> VI(1);
-    const V s1 = at::vec::cast<float>((n1 + bias) << shift);
-    const V s2 = at::vec::cast<float>(((ni - n1) + bias) << shift);
-    out.e = (q + V(1.f)) * s1 * s2;
-    if constexpr (kWantExpm1) s = s1 * s2;
-  } else {
+  if constexpr (kMode == Underflow::kFlush) {
     s = at::vec::cast<float>((ni + bias) << shift);
     out.e = select<float>(v_in < V(-87.33f), V(0.f), (q + V(1.f)) * s);
+  } else {
+    const VI ns = kMode == Underflow::kScaled ? ni + VI(64) : ni;  // n + 64 >= -152: both halves >= -76
+    const VI n1 = ns >> VI(1);
+    const V s1 = at::vec::cast<float>((n1 + bias) << shift);
+    const V s2 = at::vec::cast<float>(((ns - n1) + bias) << shift);
+    out.e = (q + V(1.f)) * s1 * s2;
+    if constexpr (kWantExpm1) s = kMode == Underflow::kScaled ? s1 * s2 * V(kScaleDown) : s1 * s2;
   }
   if constexpr (kWantExpm1) out.em1 = select<float>(n == V(0.f), q, at::vec::fmadd(s, q, s - V(1.f)));
   return out;
 }
 
-// double: Sleef's 1-ulp exp and expm1 (the double path is for accuracy, not speed).
-template <bool kWantExpm1, bool kGradual = true>
+// double: Sleef's 1-ulp exp and expm1 (the double path is for accuracy, not speed), always gradual (kScaled is
+// not needed: unscale leaves double alone).
+template <bool kWantExpm1, Underflow kMode = Underflow::kGradual>
 inline ExpParts<double> exp_parts(const Vec<double>& v) {
   ExpParts<double> out;
   out.e = v.exp();
@@ -116,16 +192,17 @@ inline ExpParts<double> exp_parts(const Vec<double>& v) {
   return out;
 }
 
-template <typename T, bool kGradual = true>
-inline Vec<T> exp_fast(const Vec<T>& v) { return exp_parts<false, kGradual>(v).e; }
+template <typename T, Underflow kMode = Underflow::kGradual>
+inline Vec<T> exp_fast(const Vec<T>& v) { return exp_parts<false, kMode>(v).e; }
 
 // log(1 + E) for 0 <= E <= 1 as 2 atanh(s) = 2 s sum_k s^(2k)/(2k+1), s = E/(2 + E) <= 1/3: one division and
 // a short polynomial, about half of Sleef's log1p, and relative-accurate down to E = 0. Double: 17 terms,
 // 9^-17 below epsilon. Float: 6 terms, truncation <= 9^-6/13 = 1.5e-7 relative (at E = 1 only); where the
 // Gumbel kernel feeds L = log1p(E)/alpha into S = e^{-L}, that becomes <= 80 x 1.5e-7 = 1.2e-5 (S D falls
-// below the float contract's 1e-30 beyond L ~ 80).
+// below the float contract's 1e-30 beyond L ~ 80). s_out is s, or s scaled by a power of two (then so is the
+// result); s itself only enters the series' s^2, where its flush under FLT_MIN costs nothing.
 template <typename T>
-inline Vec<T> log1p_from_s(const Vec<T>& s) {  // 2 atanh(s), s = E/(2 + E)
+inline Vec<T> log1p_from_s(const Vec<T>& s_out, const Vec<T>& s) {  // 2 atanh(s), s = E/(2 + E)
   using V = Vec<T>;
   static constexpr double kInvOdd[17] = {1.0, 1.0 / 3, 1.0 / 5, 1.0 / 7, 1.0 / 9, 1.0 / 11, 1.0 / 13, 1.0 / 15,
                                          1.0 / 17, 1.0 / 19, 1.0 / 21, 1.0 / 23, 1.0 / 25, 1.0 / 27, 1.0 / 29,
@@ -134,12 +211,7 @@ inline Vec<T> log1p_from_s(const Vec<T>& s) {  // 2 atanh(s), s = E/(2 + E)
   const V s2 = s * s;
   V acc = V(static_cast<T>(kInvOdd[kTerms - 1]));
   for (int k = kTerms - 2; k >= 0; --k) acc = at::vec::fmadd(acc, s2, V(static_cast<T>(kInvOdd[k])));
-  return V(T(2)) * s * acc;
-}
-
-template <typename T>
-inline Vec<T> log1p_unit(const Vec<T>& E) {
-  return log1p_from_s<T>(E / (Vec<T>(T(2)) + E));
+  return V(T(2)) * s_out * acc;
 }
 
 // ------------------------------------------------------------------ Box-Cox-Gumbel, bounded (eq. 1)
@@ -165,12 +237,32 @@ struct Gumbel {
   // per-alpha condition, which the branch predictor learns), which keeps the common case lean. In the common
   // case E and S = e^{-L} also flush to 0 below FLT_MIN: F, L, D are then <= 1.2e-38/0.1 and S dL/dalpha <=
   // 1.2e-38 (D + L)/alpha <= 1.2e-38 (10 + 88)/0.1 = 1.2e-35, under the float contract's absolute 1e-34.
+  // With alpha < 0.1 (kSmallAlpha) F ~ L ~ D ~ E/alpha (u < 0) stay over 1e-34 down to E = 1e-34 alpha = 1e-40
+  // (alpha = 1e-6), under FLT_MIN: there E is carried as E_s = E 2^64 (kScaled; normal down to E = 5e-58), and
+  // so are s = E/(2 + E) and log1p(E); L and D take 1/alpha 2^-64 >= 5e-23 (normal) instead of 1/alpha. Exact
+  // scalings: nothing changes where E is normal. S = e^{-L} may flush: under FLT_MIN, L > 87.3, and there
+  // S D <= S L <= 1e-36 and |S dL/dalpha| <= S L^2/2 <= 4.5e-35 (with y = alpha L, dL/dalpha =
+  // -L^2 (y - 1 + e^{-y})/y^2, and (y - 1 + e^{-y})/y^2 <= 1/2).
   static inline bool small_alpha(const Alpha<T>& p) { return p.small; }
+  template <bool kSmallAlpha>
+  static constexpr bool kScaledE = kSmallAlpha && sizeof(T) == 4;
+  template <bool kSmallAlpha>
+  static inline V unscale_E(const V& v) {  // E, s or log1p(E) from their kScaledE form
+    if constexpr (kScaledE<kSmallAlpha>) return unscale<T>(v);
+    else return v;
+  }
+  // L = (max(u, 0) + log1p(E)) / alpha from log1p(E) in its kScaledE form
+  template <bool kSmallAlpha>
+  static inline V L_from(const V& u_pos, const V& log1p_E, const Alpha<T>& p) {
+    if constexpr (kScaledE<kSmallAlpha>) return at::vec::fmadd(log1p_E, unscale<T>(p.inv_a), u_pos * p.inv_a);
+    else return (u_pos + log1p_E) * p.inv_a;
+  }
+  // E comes out in its kScaledE form
   template <bool kSmallAlpha>
   static inline void u_and_E(const V& x, const Alpha<T>& p, V& u, V& E, V& u_pos) {
     u = p.log_a + x;
     u_pos = at::vec::clamp_min(u, V(T(0)));
-    E = exp_fast<T, kSmallAlpha>(u.abs().neg());
+    E = exp_fast<T, kSmallAlpha ? Underflow::kScaled : Underflow::kFlush>(u.abs().neg());
     if constexpr (kSmallAlpha && sizeof(T) == 4) {
       const V x_part = u - p.log_a;
       const V e_raw = ((p.log_a - (u - x_part)) + (x - x_part)) + p.log_a_lo;  // exact u = u + e (to float)
@@ -186,15 +278,18 @@ struct Gumbel {
     const V& a = p.a;
     const V& log_a = p.log_a;
     if (unified(p)) {
-      V u, E, u_pos;
-      u_and_E<kSmallAlpha>(x, p, u, E, u_pos);
+      V u, E_s, u_pos;
+      u_and_E<kSmallAlpha>(x, p, u, E_s, u_pos);
+      const V E = unscale_E<kSmallAlpha>(E_s);
       // one division for both 1/(1+E) and s = E/(2+E)
       const V one_plus_E = one + E, two_plus_E = V(T(2)) + E;
       const V r = one / (one_plus_E * two_plus_E);
       const V inv = two_plus_E * r;
-      L = (u_pos + log1p_from_s<T>(E * one_plus_E * r)) * p.inv_a;
+      const V s_s = E_s * one_plus_E * r;
+      L = L_from<kSmallAlpha>(u_pos, log1p_from_s<T>(s_s, unscale_E<kSmallAlpha>(s_s)), p);
       w = select(u > zero, inv, E * inv);
-      D = w * p.inv_a;
+      if constexpr (kScaledE<kSmallAlpha>) D = select(u > zero, inv * p.inv_a, E_s * inv * unscale<T>(p.inv_a));
+      else D = w * p.inv_a;
       return;
     }
     // alpha < 1e-7 in some lane (towards the alpha -> 0 Gumbel limit): the two regimes of families._gumbel_core
@@ -240,13 +335,14 @@ struct Gumbel {
   static inline V forward_t(const V& x, const Alpha<T>& p) {
     V L, D, w;
     if (unified(p)) {  // only L is needed here
-      V u, E, u_pos;
-      u_and_E<kSmallAlpha>(x, p, u, E, u_pos);
-      L = (u_pos + log1p_unit<T>(E)) * p.inv_a;
+      V u, E_s, u_pos;
+      u_and_E<kSmallAlpha>(x, p, u, E_s, u_pos);
+      const V s_s = E_s / (V(T(2)) + unscale_E<kSmallAlpha>(E_s));
+      L = L_from<kSmallAlpha>(u_pos, log1p_from_s<T>(s_s, unscale_E<kSmallAlpha>(s_s)), p);
     } else {
       core<kSmallAlpha>(x, p, L, D, w);
     }
-    return exp_parts<true, false>(L.neg()).em1.neg();
+    return exp_parts<true, Underflow::kFlush>(L.neg()).em1.neg();
   }
   static inline V forward(const V& x, const Alpha<T>& p) {
     return small_alpha(p) ? forward_t<true>(x, p) : forward_t<false>(x, p);
@@ -258,7 +354,7 @@ struct Gumbel {
   static inline void backward_t(const V& g, const V& x, const Alpha<T>& p, V& gx, V& ga) {
     V L, D, w;
     core<kSmallAlpha>(x, p, L, D, w);
-    const V S = exp_fast<T, kSmallAlpha>(L.neg());
+    const V S = exp_fast<T, kSmallAlpha ? Underflow::kGradual : Underflow::kFlush>(L.neg());
     const V dL_da = select(w < V(T(0.05)), (D * D * chi(w)).neg(), (D - L) * p.inv_a);
     const V gS = g * S;
     gx = gS * D;
@@ -278,17 +374,20 @@ struct ExponentialGated {
   // may flush: F is 1 there).
   static inline V forward(const V& x, const Alpha<T>& p) {
     const V t = p.a * at::vec::clamp_min(x, V(T(0)));
-    return x * exp_parts<true, false>(t.neg()).em1.neg();
+    return x * exp_parts<true, Underflow::kFlush>(t.neg()).em1.neg();
   }
   // d/dx = F + x_+ (alpha e^{-t}); d/dalpha = x (x_+ e^{-t}); both vanish for x <= 0 (t = 0, x_+ = 0). The
   // products are grouped as in families.exponential_cdf_and_grads, so a huge x gives x_+ 0 = 0, not
   // inf x 0 = NaN (x = 1e30: x x_+ = inf in float; x = 3e38: t = alpha x = inf).
+  // d/dalpha is >= 1e-30 down to e^{-t} = 1e-30 / x^2 = 1e-38 (x = 1e4), under FLT_MIN: x_+ e^{-t} is formed as
+  // (x_+ 2^-64)(e^{-t} 2^64), exact scalings where x_+ >= 2.2e-19 and t <= 131.7 (else x^2 e^{-t} <= 5e-38).
+  // d/dx takes e^{-t} itself, 0 under FLT_MIN: there F = 1 and x_+ alpha e^{-t} = t e^{-t} <= 1.1e-36.
   static inline void backward(const V& g, const V& x, const Alpha<T>& p, V& gx, V& ga) {
     const V x_pos = at::vec::clamp_min(x, V(T(0)));
     const V t = p.a * x_pos;
-    const ExpParts<T> ex = exp_parts<true>(t.neg());
-    gx = g * at::vec::fmadd(x_pos, p.a * ex.e, ex.em1.neg());
-    ga = g * x * (x_pos * ex.e);
+    const ExpParts<T> ex = exp_parts<true, Underflow::kScaled>(t.neg());  // ex.e = e^{-t} 2^64 (float)
+    gx = g * at::vec::fmadd(x_pos, p.a * unscale<T>(ex.e), ex.em1.neg());
+    ga = g * x * (unscale<T>(x_pos) * ex.e);
   }
 };
 
@@ -296,28 +395,30 @@ struct ExponentialGated {
 template <typename T>
 struct LogisticGated {
   using V = Vec<T>;
-  // s(t) and s(t) s(-t) from one e = exp(-|t|), as families._sigmoid_pair: with big = 1/(1 + e) and
-  // small = e big, s(t) is big for t >= 0 else small, and s(t) s(-t) = big small either way. The forward lets e
-  // flush under FLT_MIN (then |x s| <= 1e4 x 1.2e-38, under the contract's absolute 1e-34); the backward's
-  // x^2 s(t) s(-t) needs the gradual underflow.
-  template <bool kGradual>
-  static inline V sigmoid(const V& t, V& density) {
-    const V e = exp_fast<T, kGradual>(t.abs().neg());
-    const V big = V(T(1)) / (V(T(1)) + e);
-    const V small = e * big;
-    density = big * small;
-    return select(t >= V(T(0)), big, small);
-  }
+  // s(t) from e = exp(-|t|), as families._sigmoid_pair: s(|t|) = 1/(1 + e) and s(-|t|) = e s(|t|). For t < 0,
+  // x s(t) is over the contract's absolute 1e-34 down to e = 1e-38 (|x| = 1e4), under FLT_MIN: it is formed as
+  // ((x s(|t|)) e_s) 2^-64 from e_s = e 2^64 (kScaled), exact scalings, the last rounding only where x s(t) is
+  // under FLT_MIN itself. No overflow: |x| e 2^64 <= 2^64 / (e alpha) = 7e24 for alpha >= 1e-6.
   static inline V forward(const V& x, const Alpha<T>& p) {
-    V density;
-    return x * sigmoid<false>(p.a * x, density);
+    const V t = p.a * x;
+    const V e_s = exp_fast<T, Underflow::kScaled>(t.abs().neg());
+    const V x_big = x / (V(T(1)) + unscale<T>(e_s));  // x s(|t|)
+    return select(t >= V(T(0)), x_big, unscale<T>(x_big * e_s));
   }
   // d/dx = s + alpha q / g and d/dalpha = x q / g with q = g (x s(t) s(-t)): grouped as in
   // families.logistic_cdf_and_grads, so that a huge |x| gives x 0 = 0, not inf x 0 = NaN.
+  // s(t) s(-t) = big small ~ e^{-|t|}, and x^2 s(t) s(-t) is >= 1e-30 down to e^{-|t|} = 1e-38 (x = 1e4), under
+  // FLT_MIN: q is formed as g ((x 2^-64)(s(t) s(-t) 2^64)) from e_s = e^{-|t|} 2^64, exact scalings where
+  // |x| >= 2.2e-19 and |t| <= 131.7 (else x^2 s(t) s(-t) <= 5e-38; for tiny x, alpha q is 1e-16 of g s). s(t)
+  // itself flushes under FLT_MIN (t < -87.3), where d/dx's scale |s| + |t s(t) s(-t)| is <= 1.1e-36.
   static inline void backward(const V& g, const V& x, const Alpha<T>& p, V& gx, V& ga) {
-    V density;
-    const V s = sigmoid<true>(p.a * x, density);
-    const V q = g * (x * density);
+    const V t = p.a * x;
+    const V e_s = exp_fast<T, Underflow::kScaled>(t.abs().neg());
+    const V e = unscale<T>(e_s);
+    const V big = V(T(1)) / (V(T(1)) + e);
+    const V density_s = big * (e_s * big);  // s(t) s(-t) 2^64
+    const V s = select(t >= V(T(0)), big, e * big);
+    const V q = g * (unscale<T>(x) * density_s);
     gx = at::vec::fmadd(p.a, q, g * s);
     ga = x * q;
   }
@@ -438,6 +539,7 @@ void walk_rows(const Step& step, const AlphaTable<T>& table, int64_t numel, cons
   std::mutex merge;
   at::parallel_for(0, L.rows(numel) * chunks, std::max<int64_t>(1, kGrainElements / std::min(inner, chunk)),
                    [&](int64_t begin, int64_t end) {
+    [[maybe_unused]] const FlushSubnormals<T> subnormals;
     std::vector<double> acc(Step::kReduces ? n_alpha : 0, 0.0);
     for (int64_t unit = begin; unit < end; ++unit) {
       const int64_t r = unit / chunks, lo = (unit % chunks) * chunk, hi = std::min(inner, lo + chunk);
@@ -474,6 +576,7 @@ void walk_columns(const Step& step, const AlphaTable<T>& table, int64_t numel, c
   const std::vector<Alpha<T>> lanes = table.column_vectors(L.G, C);
   std::mutex merge;
   at::parallel_for(0, numel / C, std::max<int64_t>(1, kGrainElements / C), [&](int64_t begin, int64_t end) {
+    [[maybe_unused]] const FlushSubnormals<T> subnormals;
     std::vector<double> acc(Step::kReduces ? n_alpha : 0, 0.0);
     std::vector<V> partial(Step::kReduces ? L.G * nvec : 0, V(T(0)));
     V unused(T(0));
@@ -576,4 +679,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward_out", &forward_out, "fused adaptive activation forward, into y");
   m.def("backward_out", &backward_out, "fused adaptive activation backward: grad_x into gx; returns grad_alpha (G*C,)");
   m.attr("capability") = kCapability;
+#ifdef ACTADAPT_FLUSH_SUBNORMALS
+  m.attr("flushes_subnormals") = true;  // float32 work runs with FTZ | DAZ (FlushSubnormals)
+#else
+  m.attr("flushes_subnormals") = false;
+#endif
 }
