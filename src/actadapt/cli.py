@@ -5,6 +5,9 @@
     actadapt reproduce table1 --preset quick --out runs/table1 [--seed N] [--workers N]
                               [--executor local|ray] [--address ADDR]
                               [--data-dir PATH] [--config FILE.yaml] [--set key=value ...]
+    actadapt plan table1 --preset paper [--workers N] [--probe-steps N] [--json]
+                              [--data-dir PATH] [--config FILE.yaml] [--set key=value ...]
+                                         # tasks, trainings, CPU-hours here; trains nothing, writes nothing
     actadapt report runs/table1          # rebuild results.json, report.md, figures; no training
     actadapt report --status RUN [RUN ...] [--out docs/REPRODUCTION.md] [--archive docs/runs]
                                          # the paper's claims as paired differences, with verdicts
@@ -73,6 +76,26 @@ def _add_executor_options(p: argparse.ArgumentParser) -> None:
                         "stopped at its end")
 
 
+def _add_config_options(p: argparse.ArgumentParser) -> None:
+    """The table and what resolves its config: any command that runs or sizes a table takes the same."""
+    p.add_argument("table", help="which table, e.g. table1 (see `actadapt list`)")
+    p.add_argument("--preset", default="quick",
+                   help="smoke | quick | study | paper (default: quick; see `actadapt list`)")
+    p.add_argument("--seed", type=_int, default=None, help="base seed (default: the config's, 0)")
+    p.add_argument("--data-dir", default=None, help="data root (default: $ACTADAPT_DATA); unused by table1")
+    p.add_argument("--config", default=None, help="YAML or JSON file of config overrides")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config key (repeatable), e.g. --set epochs=10 --set students=Sig,AGumb")
+
+
+def _config_layers(args) -> dict:
+    """The keyword arguments of :func:`.experiments.runner.resolve_run` from the parsed options."""
+    from .experiments.config import load_config_file, parse_overrides
+
+    return dict(seed=args.seed, overrides=parse_overrides(args.overrides), data_dir=args.data_dir,
+                config_file=load_config_file(args.config) if args.config else None)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="actadapt", description="Adaptive activation functions: reproduce the paper's tables.")
     p.add_argument("--version", action="version", version=f"actadapt {__version__}")
@@ -80,15 +103,23 @@ def _parser() -> argparse.ArgumentParser:
     sub.required = True
 
     r = sub.add_parser("reproduce", help="run (or resume) a table of the paper into a run folder")
-    r.add_argument("table", help="which table, e.g. table1 (see `actadapt list`)")
-    r.add_argument("--preset", default="quick", help="smoke | quick | paper (default: quick)")
+    _add_config_options(r)
     r.add_argument("--out", default=None, help="run folder (default: runs/TABLE-PRESET); rerun to resume")
-    r.add_argument("--seed", type=_int, default=None, help="base seed (default: the config's, 0)")
-    r.add_argument("--data-dir", default=None, help="data root (default: $ACTADAPT_DATA); unused by table1")
     _add_executor_options(r)
-    r.add_argument("--config", default=None, help="YAML or JSON file of config overrides")
-    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one config key (repeatable), e.g. --set epochs=10 --set students=Sig,AGumb")
+
+    pl = sub.add_parser("plan", help="list a run's tasks and estimate its CPU-hours on this machine, from a "
+                                     "short timing probe of each kind of task; trains nothing, writes nothing",
+                        description="What `actadapt reproduce` with the same settings would train, and what it "
+                                    "would cost here: the tasks and trainings, and CPU-hours, wall time and memory "
+                                    "extrapolated from the first steps of one task of each kind (run in a scratch "
+                                    "folder that is deleted). Use it to decide whether a run needs a cluster.")
+    _add_config_options(pl)
+    pl.add_argument("--workers", type=_positive_int, default=None,
+                    help="workers of the wall-time estimate (default: as many as reproduce would start here)")
+    pl.add_argument("--probe-steps", type=_positive_int, default=None, metavar="N",
+                    help="optimiser steps each probe times before it skips to the epoch's end (default: 30; "
+                         "the first 5 are left out as warm-up)")
+    pl.add_argument("--json", action="store_true", help="print the plan as JSON")
 
     rep = sub.add_parser("report", help="rebuild results.json, report.md and figures from a run folder; with "
                                         "--status, the reproduction status of the paper's claims over run folders")
@@ -123,6 +154,19 @@ def _cmd_list() -> None:
             print(f"{name}: cannot be loaded ({type(err).__name__}: {err})")
 
 
+def _cmd_plan(args) -> None:
+    import json
+
+    from .experiments import plan
+
+    found = plan.make_plan(
+        args.table, args.preset, **_config_layers(args), workers=args.workers,
+        steps=args.probe_steps or plan.PROBE_STEPS,
+        log=lambda line: print(line, file=sys.stderr),  # stdout holds the plan alone (--json)
+    )
+    print(json.dumps(found.to_dict(), indent=1) if args.json else plan.format_plan(found))
+
+
 def _print_table(results: dict) -> None:
     """Print the main table and any further metric tables (``cells_<metric>``, e.g. Table 4's recall)."""
     from .experiments.report import fmt_num
@@ -146,20 +190,21 @@ def _print_table(results: dict) -> None:
 
 def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    command = None
     try:
         args = _parser().parse_args(argv)
+        command = args.command
         if args.command == "reproduce":
-            from .experiments.config import load_config_file, parse_overrides
             from .experiments.runner import reproduce
 
             results = reproduce(
-                args.table, args.preset, args.out, seed=args.seed,
-                overrides=parse_overrides(args.overrides),
-                config_file=load_config_file(args.config) if args.config else None,
-                data_dir=args.data_dir, workers=args.workers,  # None: as many as CPUs, tasks and memory allow
+                args.table, args.preset, args.out, **_config_layers(args),
+                workers=args.workers,  # None: as many as CPUs, tasks and memory allow
                 executor=args.executor, address=args.address,
             )
             _print_table(results)
+        elif args.command == "plan":
+            _cmd_plan(args)
         elif args.command == "report" and args.status:
             from .experiments.status import report_status
 
@@ -191,7 +236,9 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         signalled = isinstance(err, RunInterrupted) and err.signame != "SIGINT"
         how = f"stopped by {err.signame}" if signalled else "interrupted"
-        print(f"actadapt: {how}; rerun the same command to resume (finished folds are kept)", file=sys.stderr)
+        what = ("nothing was written (the probes' scratch folder is deleted)" if command == "plan" else
+                "rerun the same command to resume (finished folds are kept)")
+        print(f"actadapt: {how}; {what}", file=sys.stderr)
         return err.exit_code if isinstance(err, RunInterrupted) else 130
     except MemoryError:
         print("actadapt: error: out of memory; lower the sizes (--set) or --workers, then rerun the same "

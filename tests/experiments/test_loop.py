@@ -106,3 +106,25 @@ def test_the_probe_times_the_first_steps_and_stops_the_task():
         hist, _ = train_epochs(*_task()[:4], epochs=2, **_task()[4])
     assert not probe.stopped and hist["epochs"] == [1, 2] and len(probe.step_seconds) == 8
     train_epochs(*_task()[:4], epochs=1, **_task()[4])  # no probe: nothing is timed, nothing stops
+
+
+def test_a_probe_done_inside_the_first_epoch_skips_to_its_end_and_times_it():
+    from actadapt.experiments import probe as hooks
+
+    model, opt, batches, load, kw = _task()
+    evaluated = []
+    kw["evaluate"] = lambda m: evaluated.append(1) or {}
+    with probe_steps(2) as probe:  # 4 steps per epoch: the epoch is cut after 2, evaluated, then stopped
+        train_epochs(model, opt, batches, load, epochs=50, **kw)
+    assert probe.stopped and probe.cut_epoch and len(probe.step_seconds) == 2 and evaluated == [1]
+    assert len(probe.epoch_end_seconds) == 1 and probe.seconds >= probe.epoch_end_seconds[0]
+    with probe_steps(2) as probe:  # a one-epoch task runs on to its end after the cut: stopped all the same
+        hist, _ = train_epochs(*_task()[:4], epochs=1, **_task()[4])
+    assert hist["epochs"] == [1] and probe.stopped and len(probe.epoch_end_seconds) == 1
+    with probe_steps(1) as probe:  # a loop that does not leave its epoch when asked is stopped at its next step
+        hooks.epoch_started(4, 10)
+        assert hooks.step_done() is True
+        hooks.step_done()
+        raise AssertionError("not reached")  # pragma: no cover
+    assert probe.stopped and len(probe.step_seconds) == 2 and not probe.epoch_end_seconds
+    assert hooks.step_done() is False  # outside a probe

@@ -118,6 +118,10 @@ class GridExperiment(TableExperiment):
                      (self.record_path(conv, fc, k),))
                 for k in range(self.units(cfg)) for conv in cfg.conv_acts for fc in cfg.fc_acts]
 
+    def task_kind(self, task: Task) -> Dict:
+        """A cell's tasks cost the same on every unit: the kind is the task's parameters but the unit."""
+        return {key: value for key, value in task.params.items() if key != self.unit}
+
     def run_task(self, cfg, task: Task, run_dir: str, progress=None) -> None:
         from .loop import Checkpoint
         from .runner import write_record

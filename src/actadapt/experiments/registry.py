@@ -11,7 +11,9 @@ An experiment is a small object that the runner drives:
   the machine before any training (default: unknown, only the worker's own size is counted);
 * a record may carry ``"diverged": true`` (its loss or weights became non-finite): the runner reports it;
 * its training loops report every step to :mod:`.probe`, so a planner can time a task's first steps by
-  running ``run_task`` inside :func:`.probe.probe_steps` (into a scratch folder) without running it whole.
+  running ``run_task`` inside :func:`.probe.probe_steps` (into a scratch folder) without running it whole;
+  ``task_kind(task)`` names the parameters that decide a task's cost (``actadapt plan`` times one task of
+  each kind, :mod:`.plan`; default: all of them).
 
 A new table adds a module under :mod:`.tables` defining such an object and one line to :data:`_BUILTIN`; it
 gets the CLI, run folders, resume and executors for free. :class:`.table.TableExperiment` gives it
@@ -59,6 +61,12 @@ class Experiment:
 
     def report(self, cfg, run_dir: str, results: Dict) -> str:
         raise NotImplementedError
+
+    def task_kind(self, task: Task) -> Dict:
+        """The parameters of ``task`` that decide what it costs: tasks of one kind cost about the same, and
+        ``actadapt plan`` times one of each (:mod:`.plan`). Default: all its parameters (each task its own
+        kind unless two have equal parameters)."""
+        return dict(task.params)
 
     def memory_estimate(self, cfg):
         """The peak memory of one task in bytes, as a :class:`.resources.MemoryEstimate`, or ``None``."""

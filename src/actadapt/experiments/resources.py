@@ -28,7 +28,8 @@ from typing import Callable, Optional
 
 from .config import ConfigError
 
-__all__ = ["WORKER_BASE", "MemoryEstimate", "available_memory", "available_cpus", "fmt_bytes", "plan_workers"]
+__all__ = ["WORKER_BASE", "MemoryEstimate", "available_memory", "available_cpus", "cpu_name", "fmt_bytes",
+           "memory_needed", "plan_workers"]
 
 WORKER_BASE = 400 * 2**20
 
@@ -98,6 +99,25 @@ def available_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def memory_needed(per_task: int, workers: int) -> int:
+    """Bytes a run of ``workers`` worker processes needs, each task peaking at ``per_task`` (module notes)."""
+    return WORKER_BASE + per_task if workers == 1 else WORKER_BASE + workers * (WORKER_BASE + per_task)
+
+
+def cpu_name() -> str:
+    """The processor's model name (``/proc/cpuinfo``, else :func:`platform.processor`), or ``"unknown CPU"``."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("model name") and ":" in line:
+                    return " ".join(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "unknown CPU"
+
+
 def plan_workers(exp, cfg, workers: Optional[int], n_tasks: int, log: Callable[[str], None] = print,
                  memory: Optional[int] = None, cpus: Optional[int] = None) -> int:
     """The number of worker processes to use (``workers``, or the most that fit for ``None``); raises
@@ -117,7 +137,7 @@ def plan_workers(exp, cfg, workers: Optional[int], n_tasks: int, log: Callable[[
         return n
 
     def needed(k: int) -> int:
-        return WORKER_BASE + per_task if k == 1 else WORKER_BASE + k * (WORKER_BASE + per_task)
+        return memory_needed(per_task, k)
 
     fits = 0
     while fits < n and needed(fits + 1) <= avail:

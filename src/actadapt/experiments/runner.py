@@ -52,6 +52,9 @@ __all__ = [
     "read_record",
     "prepare_run_dir",
     "task_done",
+    "resolve_run",
+    "local_tasks",
+    "run_order",
     "reproduce",
     "rebuild_report",
     "load_run",
@@ -184,6 +187,44 @@ def _progress_enabled() -> bool:
 
 
 # ---------------------------------------------------------------------------------------- run a table
+def resolve_run(table: str, preset: str, *, seed: Optional[int] = None,
+                overrides: Optional[Mapping[str, Any]] = None, config_file: Optional[Mapping[str, Any]] = None,
+                data_dir: Optional[str] = None):
+    """``(experiment, cfg)`` of a run: the preset, then the config file, the ``--set`` overrides, the seed
+    and the data root (``data_dir``, else ``$ACTADAPT_DATA``), validated; bad input is a one-line
+    :class:`ConfigError`. What :func:`reproduce` runs and ``actadapt plan`` (:mod:`.plan`) sizes."""
+    exp = get_experiment(table)
+    layers: List[Optional[Mapping[str, Any]]] = [get_preset(exp, preset), config_file, overrides]
+    if seed is not None:
+        layers.append({"seed": seed})
+    if data_dir is not None and not os.path.isdir(data_dir):
+        raise ConfigError(
+            f"data root {data_dir!r} is not a folder; expected the folder holding mnist/, movie-review/, "
+            "word-vectors/, url-iscx2016/ (or set $ACTADAPT_DATA)"
+        )
+    if exp.needs_data:  # the experiment's config has a data_dir key (not part of the config hash)
+        root = data_dir or os.environ.get("ACTADAPT_DATA")
+        if root:
+            layers.append({"data_dir": root})
+    return exp, resolve_config(exp.config_class, *layers)
+
+
+def local_tasks(exp: Experiment, cfg, workers: Optional[int], log=print):
+    """``(tasks, number of worker processes)`` of a run on this machine (:func:`.resources.plan_workers`):
+    one worker must fit before ``tasks()`` reads any data (Table 4's does); a one-line :class:`ConfigError`
+    when it does not, or when ``cfg.threads`` exceeds the CPUs."""
+    from .resources import plan_workers
+
+    plan_workers(exp, cfg, 1, 1, log)
+    tasks = exp.tasks(cfg)
+    return tasks, plan_workers(exp, cfg, workers, len(tasks), log)
+
+
+def run_order(tasks: List[Task]) -> List[Task]:
+    """The order a run starts its tasks in: the dearest (``cost``) first, so a process pool ends evenly."""
+    return sorted(tasks, key=lambda t: -float(t.params.get("cost", 0)))
+
+
 def reproduce(
     table: str,
     preset: str = "quick",
@@ -208,41 +249,24 @@ def reproduce(
     :class:`ConfigError` for bad input (a config that does not fit this machine included, before anything is
     written), :class:`.lifecycle.RunInterrupted` when a signal stopped the run (its workers are gone by then).
     """
-    from .resources import plan_workers
-
-    exp = get_experiment(table)
-    layers: List[Optional[Mapping[str, Any]]] = [get_preset(exp, preset), config_file, overrides]
-    if seed is not None:
-        layers.append({"seed": seed})
-    if data_dir is not None and not os.path.isdir(data_dir):
-        raise ConfigError(
-            f"data root {data_dir!r} is not a folder; expected the folder holding mnist/, movie-review/, "
-            "word-vectors/, url-iscx2016/ (or set $ACTADAPT_DATA)"
-        )
-    if exp.needs_data:  # the experiment's config has a data_dir key (not part of the config hash)
-        root = data_dir or os.environ.get("ACTADAPT_DATA")
-        if root:
-            layers.append({"data_dir": root})
-    cfg = resolve_config(exp.config_class, *layers)
+    exp, cfg = resolve_run(table, preset, seed=seed, overrides=overrides, config_file=config_file,
+                           data_dir=data_dir)
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ConfigError(f"--workers must be a positive integer, got {workers!r}")
     _check_executor(executor, address)
     out = out or os.path.join("runs", f"{exp.name}-{preset}")
     check_out_folder(out)  # a user's folder is refused before anything is written into it
-    local = executor == "local"  # a cluster's nodes are sized by the Ray executor, not by this machine
-    if local:
-        plan_workers(exp, cfg, 1, 1, log)  # one worker must fit before tasks() reads any data (Table 4's does)
-    tasks = exp.tasks(cfg)
-    n_workers = plan_workers(exp, cfg, workers, len(tasks), log) if local else workers
+    if executor == "local":
+        tasks, n_workers = local_tasks(exp, cfg, workers, log)
+    else:  # a cluster's nodes are sized by the Ray executor, not by this machine
+        tasks, n_workers = exp.tasks(cfg), workers
     with stop_on_signals(), RunLock(out, f"actadapt reproduce {exp.name} --preset {preset}") as lock:
         if lock.taken_over:
             old = lock.taken_over
             log(f"note: took over the lock of PID {old.get('pid')} on {old.get('host')}, which is no longer "
                 "running")
         chash = prepare_run_dir(out, exp, preset, cfg, tasks)
-        todo = [t for t in tasks if not task_done(out, t, chash)]
-        # expensive tasks first, so a process pool ends evenly
-        todo.sort(key=lambda t: -float(t.params.get("cost", 0)))
+        todo = run_order([t for t in tasks if not task_done(out, t, chash)])
         show = _progress_enabled() if progress is None else progress
         log(f"{exp.name} ({preset}): {len(tasks) - len(todo)} of {len(tasks)} tasks already done in {out}")
         cfg_dict = config_to_dict(cfg)

@@ -271,7 +271,8 @@ def train_batched(specs: Sequence[StudentSpec], settings: TrainSettings, progres
                             r.grad.add_(pen if gon is None else pen * gon)
                         r.sub_(s.lr * r.grad)
             epoch_loss += data_loss.detach()
-            probe.step_done()
+            if probe.step_done():  # a planner's probe: on to this epoch's end (..probe)
+                break
         for m in torch.nonzero(nonfinite_rows([epoch_loss])).flatten().tolist():  # once per epoch: (B,) flags
             diverged_at[m] = diverged_at[m] or epoch
         if epoch % s.eval_every == 0 or epoch == s.epochs:
