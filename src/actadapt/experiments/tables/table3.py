@@ -62,7 +62,8 @@ PRESETS = {
     # (11 minutes with --workers 2 on 2 idle cores)
     "quick": {"epochs": 3, "bucket": True},
     # decides the AGumb conv row's comparisons at the paper's 50 epochs (docs/REPRODUCTION.md): the cell that stays at
-    # chance at quick's 3 epochs (AGumb conv / AReLU FC) against its row's fixed and adaptive FC cells
+    # chance at quick's 3 epochs (AGumb conv / AReLU FC) against its row's fixed and adaptive FC cells. Measured:
+    # 3,166 s with --workers 2 on 2 cores shared with other jobs (load average 4-5)
     "study": {"epochs": 50, "bucket": True, "conv_acts": ["AGumb"]},
     # the paper's sizes: 50 epochs, random batches (2,250 model-epochs: about 6-10 CPU-hours here)
     "paper": {"epochs": 50},
