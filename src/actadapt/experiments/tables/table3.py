@@ -89,8 +89,8 @@ class Table3(GridExperiment):
                     "near-constant 0.5 + x/4 for AGumb, whose 0.5 offset dropout then turns into noise. Measured on fold 0 "
                     "(quick settings): AGumb/AReLU stayed at chance for 4 epochs with dropout 0.5 (8 with the vectors at "
                     "their unit-norm scale) and left it in epoch 3 with dropout 0; the paper, too, reports AGumb conv "
-                    "with a ReLU FC layer at chance (52.3). Whether they start with more epochs is for a longer run "
-                    "(the paper preset).")
+                    "with a ReLU FC layer at chance (52.3). At the paper's 50 epochs (study preset, 5 folds) AGumb/AReLU "
+                    "still ended at chance in every fold; with dropout_at=pooled one of 2 folds left it (issue 15).")
 
     def memory_estimate(self, cfg: Table3Config):
         """Peak memory of one task in bytes (25% slack): the documents as token lists (60 MB for polarity v1.0,
