@@ -54,6 +54,8 @@ import math
 from dataclasses import dataclass
 from typing import Dict, Hashable, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from .report import mean_se
+
 __all__ = ["CONFIDENCE", "TIE", "CHANCE_MARGIN", "Comparison", "paired_difference", "paper_difference", "unit_values",
            "chance_units", "compare", "format_comparison"]
 
@@ -101,13 +103,12 @@ def paired_difference(a: Mapping[Hashable, Optional[float]], b: Mapping[Hashable
     if n == 0:
         out["note"] = "no unit with a finite value in both cells"
         return out
-    mean = math.fsum(diffs) / n
+    mean, se = mean_se(diffs)  # the cells' own mean and standard error, over the differences
     out["mean"] = mean
     if n == 1:
         out["note"] = "one paired unit: no standard error or interval"
         return out
-    sd = math.sqrt(math.fsum((d - mean) ** 2 for d in diffs) / (n - 1))
-    se = sd / math.sqrt(n)
+    sd = se * math.sqrt(n)
     half = 0.0
     if se > 0:
         from scipy import stats
