@@ -186,11 +186,6 @@ STEPS, BATCH = 4, 16
 DDP_SECONDS = 240  # each worker dumps its stacks and exits 30 s before the test gives up on it
 
 
-def _loopback_interface() -> str:
-    names = sorted(os.listdir("/sys/class/net")) if os.path.isdir("/sys/class/net") else []
-    return next((n for n in names if n == "lo" or n.startswith("lo")), "lo")
-
-
 def _ddp_model():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 8), AdaptiveGumbel(None), nn.Linear(8, 4), AdaptiveReLU(4), nn.Linear(4, 1), AdaptiveSwish())
@@ -210,7 +205,7 @@ def _ddp_worker(rank: int, world: int, port: int, outdir: str) -> None:
     os.environ["ACTADAPT_BACKEND"] = "eager"
     # gloo picks its interface from the host name, which on some machines resolves to an address the ranks
     # cannot reach (connects then wait forever): the loopback interface is the one both ranks share here.
-    os.environ["GLOO_SOCKET_IFNAME"] = _loopback_interface()
+    os.environ["GLOO_SOCKET_IFNAME"] = "lo"  # Linux's loopback interface
     faulthandler.dump_traceback_later(DDP_SECONDS - 30, exit=True)  # a hang says where, in the test's output
     dist.init_process_group(
         "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=120)
