@@ -98,7 +98,7 @@ def test_hash_leaves_out_default_values():
 
 def test_keys_added_at_their_default_keep_an_old_run_folders_hash():
     # the resolved config of a Table 3 quick run made before fc_init and dropout_at existed, and its stored hash
-    from actadapt.experiments.config import run_hash
+    from actadapt.experiments.config import run_hash, saved_config_values
     from actadapt.experiments.tables.table3 import Table3Config
 
     old = {"seed": 0, "alpha_init": 1.0, "backend": "env", "threads": 1, "data_dir": "/work/shared/data",
@@ -107,8 +107,14 @@ def test_keys_added_at_their_default_keep_an_old_run_folders_hash():
            "vectors_std": -1.0, "unknown_range": 0.0, "dev_fraction": 0.1, "static": True, "epochs": 3,
            "batch_size": 50, "optimizer": "adadelta", "lr": 1.0, "momentum": 0.0, "max_norm": 3.0, "dropout": 0.5,
            "widths": [3, 4, 5], "maps": 100, "hidden": 100, "bucket": True, "folds": 5, "select": "best_dev"}
-    assert run_hash(resolve_config(Table3Config, old)) == "c97e52968aa36eeb"
-    assert run_hash(resolve_config(Table3Config, old, {"fc_init": "lecun"})) != "c97e52968aa36eeb"
+    # read as a run folder's config.json is read: dropout_at, whose default changed since, takes its former default
+    assert run_hash(resolve_config(Table3Config, saved_config_values(Table3Config, old))) == "c97e52968aa36eeb"
+    assert run_hash(resolve_config(Table3Config, old, {"dropout_at": "linear"})) == "c97e52968aa36eeb"
+    assert run_hash(resolve_config(Table3Config, old)) != "c97e52968aa36eeb"  # today's default: another run
+    assert run_hash(resolve_config(Table3Config, saved_config_values(Table3Config, old), {"fc_init": "lecun"})) \
+        != "c97e52968aa36eeb"
+    # a saved value wins over the former default
+    assert saved_config_values(Table3Config, {"dropout_at": "pooled"}) == {"dropout_at": "pooled"}
 
 
 @pytest.mark.parametrize("table", ["table1", "table2", "table3", "table4"])

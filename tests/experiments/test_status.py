@@ -195,6 +195,39 @@ def test_same_preset_twice_gets_distinct_labels(tmp_path):
     assert "| quick (x1) |" in text and "| quick (x2) |" in text
 
 
+def test_a_reading_of_one_cell_shows_its_cell_and_is_archived_under_its_own_name(tmp_path, capsys):
+    # the study preset, and a reading beside it that trains the AGumb/AReLU cell alone with other settings
+    study_values = {("AGumb", f): [77.0 + d for d in (0.1, 0.3, -0.2, 0.0, 0.4)] for f in GRID}
+    study_values[("AGumb", "ReLU")] = [50.0, 50.2, 50.0, 51.5, 50.0]
+    study = make_run(tmp_path / "t3-study", "table3", "study", grid_records(study_values))
+    records = grid_records({("AGumb", "AReLU"): [50.0, 73.0]})
+    for rec, last in zip(records, (0.5, 0.752)):
+        rec["accuracy_last"] = last
+    reading = make_run(tmp_path / "t3-reading-pooled", "table3", "study", records,
+                       overrides={"fc_acts": ["AReLU"], "folds": 2, "dropout_at": "pooled"})
+    text = status_markdown([read_run(reading), read_run(study)])
+    lines = text.splitlines()
+    assert "| study* (t3-reading-pooled) |" not in text  # one study* run: its label needs no folder name
+    assert any(line.startswith("| study* | ") and "dropout_at='pooled'" in line and "folds=2" in line
+               for line in lines)
+    cells = sorted(line for line in lines if line.startswith("| AGumb/AReLU | 77.4 |"))
+    # the cell in each run that has it, with the table's mean ± SE and each unit's value
+    assert len(cells) == 2
+    assert cells[0] == "| AGumb/AReLU | 77.4 | study | 77.1 ± 0.1 | - | 77.1, 77.3, 76.8, 77.0, 77.4 | 0 |"
+    assert cells[1] == "| AGumb/AReLU | 77.4 | study* | 61.5 ± 11.5 | 62.6 ± 12.6 | 50.0, 73.0 | 1 |"
+    assert "| cell | paper | preset | accuracy ± SE | accuracy_last ± SE | per unit | units at chance |" in text
+    chance = next(line for line in lines if line.startswith("| AGumb/ReLU | 52.3 | study |"))
+    assert chance.endswith("| 50.0, 50.2, 50.0, 51.5, 50.0 | 4 |")  # 51.5 is more than 1 point above 50
+    # archived: the preset's run as table3-study, the reading under its folder's name; regenerated alike
+    out, archive = str(tmp_path / "docs" / "R.md"), str(tmp_path / "docs" / "runs")
+    assert main(["report", "--status", study, reading, "--out", out, "--archive", archive]) == 0
+    assert sorted(os.listdir(archive)) == ["t3-reading-pooled", "table3-study"]
+    first = open(out).read()
+    assert main(["report", "--status", *(os.path.join(archive, n) for n in sorted(os.listdir(archive))),
+                 "--out", out]) == 0
+    assert open(out).read() == first
+
+
 @pytest.mark.parametrize("remove, message", [
     ("folds.csv", "folds.csv' is missing; `actadapt report"),
     ("results.json", "results.json' is missing; `actadapt report"),

@@ -28,8 +28,8 @@ import typing
 from typing import Any, ClassVar, Dict, Mapping, Optional
 
 __all__ = ["ConfigError", "DataError", "read_plain_bytes", "check_usable_share", "check_folds_fit",
-           "resolve_config", "config_to_dict", "config_hash", "hashed_config", "run_hash", "load_config_file",
-           "parse_overrides", "option", "ExperimentConfig", "BACKEND_CHOICES", "HASH_EXCLUDE"]
+           "resolve_config", "config_to_dict", "config_hash", "hashed_config", "run_hash", "saved_config_values",
+           "load_config_file", "parse_overrides", "option", "ExperimentConfig", "BACKEND_CHOICES", "HASH_EXCLUDE"]
 
 
 class ConfigError(ValueError):
@@ -207,15 +207,28 @@ def hashed_config(cfg) -> Dict:
     """The part of a config that identifies its results: keys at their default value are left out, so a key
     added later (whose default keeps the old behaviour) does not orphan existing run folders; so are the
     values a config class lists in ``FORMER_DEFAULTS`` (a key's default in earlier versions, which gives the
-    same results as today's default), so the run folders made under the old default keep resuming."""
+    same results as today's default), so the run folders made under the old default keep resuming.
+
+    A key in ``CHANGED_DEFAULTS`` (its default changed to one that gives other results) is left out at its
+    former default instead of today's: the records written under the former default keep their hash, and a
+    run at today's default gets a hash of its own, so it never takes up their records."""
     defaults = {
         f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         for f in dataclasses.fields(cfg)
     }
+    defaults.update(getattr(cfg, "CHANGED_DEFAULTS", {}))
     former = getattr(cfg, "FORMER_DEFAULTS", {})
     d = config_to_dict(cfg)
     return {k: v for k, v in d.items()
             if k not in HASH_EXCLUDE and v != defaults.get(k, object()) and (k not in former or v != former[k])}
+
+
+def saved_config_values(config_class, saved: Mapping[str, Any]) -> Dict[str, Any]:
+    """The values of a config as a run folder's config.json holds it, read with today's keys: a key of
+    ``config_class.CHANGED_DEFAULTS`` that the file lacks was written before its default changed, so it takes
+    its former default (a key missing for any other reason takes today's default, which gives the same
+    results)."""
+    return {**getattr(config_class, "CHANGED_DEFAULTS", {}), **saved}
 
 
 def run_hash(cfg) -> str:
@@ -238,6 +251,9 @@ class ExperimentConfig:
     #: :func:`hashed_config`. Tables 1, 3 and 4 defaulted to ``backend="auto"``, which is what ``env`` is
     #: when ``$ACTADAPT_BACKEND`` is unset.
     FORMER_DEFAULTS: ClassVar[Dict[str, Any]] = {}
+    #: keys whose default changed to one that gives other results, with their former default; see
+    #: :func:`hashed_config` and :func:`saved_config_values`.
+    CHANGED_DEFAULTS: ClassVar[Dict[str, Any]] = {}
 
     seed: int = option(0, help="base seed; every data, split, initialisation and minibatch-order seed derives from it")
     alpha_init: float = option(1.0, min=1e-6, help="initial alpha of the adaptive activations (alpha = exp(rho))")

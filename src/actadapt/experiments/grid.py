@@ -98,7 +98,8 @@ class GridExperiment(TableExperiment):
 
     def record_from_csv(self, row):
         k = int(row[self.unit])
-        metrics = dict.fromkeys((*self.metrics_compared(), "accuracy", "majority_rate"))  # the last two: chance level
+        # accuracy and majority_rate: chance level; the extra grids' metrics: the status's cells (.status.cell_rows)
+        metrics = dict.fromkeys((*self.metrics_compared(), "accuracy", "majority_rate", *self.extra_grids.values()))
         rec = {"row": row["conv"], "column": row["fc"], **self.unit_key(k),
                **{m: self.csv_metric(row, m) for m in metrics if m in row or m in self.metrics_compared()}}
         return rec, self.record_path(row["conv"], row["fc"], k)

@@ -71,7 +71,8 @@ def cell_stats(records: Iterable[Mapping], key: str = "accuracy", scale: float =
     for d in sorted(by_draw):
         rs = by_draw[d]
         m, se = mean_se([scale * r[key] for r in rs])
-        maj, _ = mean_se([scale * r["majority_rate"] for r in rs])
+        rates = [r.get("majority_rate") for r in rs]  # None where a record has none (Table 4's folds.csv)
+        maj = mean_se([scale * v for v in rates])[0] if all(isinstance(v, (int, float)) for v in rates) else None
         draws.append({"draw": d, "mean": m, "se_folds": se, "majority_rate": maj, "n_folds": len(rs)})
     draw_means = [d["mean"] for d in draws]
     if len(draws) > 1:
@@ -89,7 +90,8 @@ def cell_stats(records: Iterable[Mapping], key: str = "accuracy", scale: float =
         "n": n,
         "n_draws": len(draws),
         "n_folds": max((d["n_folds"] for d in draws), default=0),
-        "majority_rate": mean_se([d["majority_rate"] for d in draws])[0] if draws else None,
+        "majority_rate": mean_se([d["majority_rate"] for d in draws])[0]
+        if draws and all(d["majority_rate"] is not None for d in draws) else None,
         "paper": paper,
         "diff": None if paper is None or mean is None else mean - paper,
         "diff_in_se": None if paper is None or mean is None or not se > 0 else (mean - paper) / se,

@@ -30,7 +30,8 @@ import sys
 import time
 from typing import Any, Dict, List, Mapping, Optional
 
-from .config import HASH_EXCLUDE, ConfigError, config_hash, config_to_dict, hashed_config, resolve_config
+from .config import (HASH_EXCLUDE, ConfigError, config_hash, config_to_dict, hashed_config, resolve_config,
+                     saved_config_values)
 from .executors import EXECUTORS, Job, make_executor
 from .lifecycle import stop_on_signals
 from .registry import Experiment, Task, get_experiment, get_preset
@@ -106,7 +107,7 @@ def prepare_run_dir(out: str, exp: Experiment, preset: str, cfg, tasks: Optional
             raise ConfigError(f"output folder {out!r} holds a run of {old.get('table')!r}, not {exp.name!r}; "
                               "give another --out")
         if old.get("config_hash") != chash:
-            old_cfg = old.get("config", {})
+            old_cfg = saved_config_values(type(cfg), old.get("config", {}))
             diff = sorted(k for k in set(old_cfg) | set(cfg_dict) if k not in HASH_EXCLUDE and old_cfg.get(k) != cfg_dict.get(k))
             raise ConfigError(
                 f"output folder {out!r} holds a run with a different config (keys differ: {', '.join(diff)}); "
@@ -176,7 +177,7 @@ def load_run(run_dir: str):
                           "`actadapt reproduce`)")
     try:
         exp = get_experiment(meta["table"])
-        cfg = resolve_config(exp.config_class, meta["config"])
+        cfg = resolve_config(exp.config_class, saved_config_values(exp.config_class, meta["config"]))
     except ConfigError as err:
         raise ConfigError(f"{path!r}: {err}") from None
     return exp, cfg, meta

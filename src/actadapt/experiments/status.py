@@ -13,10 +13,13 @@ The document (:func:`status_markdown`): how to read it, the verdict rules, a sum
 table and run, then per table its run folders (preset, settings beside the preset, config hash, when its
 last model finished, the training wall time where ``results.json`` recorded it, models finished) and one
 row per claim and run: the paper's difference, ours ± SE, the interval, the units favouring each side, the
-verdict and the rule that gave it. It holds no date of its own, so regenerating it from the same folders
-gives the same file.
+verdict and the rule that gave it; last, one row per cell and run (:func:`cell_rows`): the cell's mean ± SE
+of each metric its report shows, its final training error, its value in each unit and the units at chance
+level, so that a run of a single cell (a reading of a setting) shows what it gave. It holds no date of its
+own, so regenerating it from the same folders gives the same file.
 
-Archives (:func:`archive_run`, ``--archive DIR``): ``DIR/<table>-<preset>/`` receives byte copies of the
+Archives (:func:`archive_run`, ``--archive DIR``): ``DIR/<table>-<preset>/`` (for a run with settings beside
+its preset, ``DIR/<its folder's name>/``) receives byte copies of the
 three files and ``archive.json`` (the source folder, when its last model finished, each file's sha256), so
 the document can be rebuilt from the repository (``actadapt report --status docs/runs/*``); with
 ``--archive`` the document names the archive folders, as a rebuild from them does. Ownership: an archive
@@ -37,8 +40,8 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .config import ConfigError, config_to_dict, resolve_config
-from .paired import compare, format_comparison, paper_difference
-from .report import markdown_table
+from .paired import chance_units, compare, format_comparison, paper_difference, unit_values
+from .report import cell_stats, markdown_table
 from .rundir import RunFolderError, atomic_write, is_temp_name, make_dirs, write_json, write_text
 from .verdict import RULES_MARKDOWN, VERDICTS, verdict
 
@@ -182,10 +185,19 @@ def _owned_archive(dest: str) -> bool:
         return False
 
 
+def archive_name(run: StatusRun) -> str:
+    """The folder an archive of ``run`` gets: ``<table>-<preset>`` for a run at its preset's settings, else the
+    name of the run's own folder (a reading of some setting beside the preset)."""
+    if run.beside is not None and not run.beside:
+        return f"{run.table}-{run.preset}"
+    return os.path.basename(os.path.normpath(os.path.abspath(run.source or run.path)))
+
+
 def archive_run(run: StatusRun, root: str) -> str:
-    """Copy ``run``'s three files into ``root/<table>-<preset>/`` with ``archive.json`` (module notes); returns
-    that folder. A folder that is not an archive of ours is refused (one line), and nothing is written."""
-    name = f"{run.table}-{run.preset}"
+    """Copy ``run``'s three files into ``root/<name>/`` (:func:`archive_name`) with ``archive.json`` (module
+    notes); returns that folder. A folder that is not an archive of ours is refused (one line), and nothing is
+    written."""
+    name = archive_name(run)
     dest = os.path.join(os.path.normpath(root), name)
     if os.path.realpath(dest) == os.path.realpath(run.path):
         return dest  # the run is that archive already
@@ -249,6 +261,55 @@ def claim_rows(run: StatusRun) -> List[Dict]:
     return out
 
 
+def cell_rows(run: StatusRun) -> List[Dict]:
+    """One object per cell of ``run`` with a finished model: ``cell`` (row, column), ``paper``, ``grids``
+    (metric -> :func:`.report.cell_stats` of the records: the table's metric and those of its extra grids, the
+    statistics its report shows), ``final_train_error`` (from results.json, where it has one), ``units`` (unit
+    -> value of the table's metric; ``None`` for a diverged model) and ``at_chance`` (the units at chance
+    level, :func:`.paired.chance_units`). Records come from folds.csv, as for the claims."""
+    exp, out = run.exp, []
+    metrics = list(dict.fromkeys((exp.metric, *getattr(exp, "extra_grids", {}).values())))
+    saved = {(c.get("row"), c.get("column")): c for c in run.results.get("cells") or [] if isinstance(c, dict)}
+    for row in exp.rows(run.cfg):
+        for col in exp.columns(run.cfg):
+            mine = [r for r in run.records if r["row"] == row and r["column"] == col]
+            if not mine:
+                continue
+            ok = [r for r in mine if not r.get("diverged")]
+            grids = {m: cell_stats(ok, key=m) for m in metrics
+                     if ok and all(isinstance(r.get(m), (int, float)) for r in ok)}
+            out.append({"cell": (row, col), "paper": exp.paper_value(row, col, exp.metric),
+                        "grids": {m: (g["mean"], g["se"]) for m, g in grids.items()},
+                        "final_train_error": saved.get((row, col), {}).get("final_train_error"),
+                        "units": dict(sorted(unit_values(mine, row, col, exp.metric).items())),
+                        "at_chance": len(chance_units(mine, row, col))})
+    return out
+
+
+def _cells_table(mine: List[StatusRun]) -> List[str]:
+    """The markdown lines of the cells of ``mine`` (runs of one table): one row per cell and run."""
+    def pts(v, se=None):
+        if not isinstance(v, (int, float)):
+            return "-"
+        return f"{v:.1f}" + (f" ± {se:.1f}" if isinstance(se, (int, float)) else "")
+
+    rows, metrics = [], list(dict.fromkeys(m for r in mine for c in cell_rows(r) for m in c["grids"]))
+    with_error = any(c["final_train_error"] is not None for r in mine for c in cell_rows(r))
+    for cell in dict.fromkeys(c["cell"] for r in mine for c in cell_rows(r)):
+        for run in mine:
+            for c in (c for c in cell_rows(run) if c["cell"] == cell):
+                values = list(c["units"].values())
+                finite = [v for v in values if v is not None]
+                shown = (", ".join(pts(v) if v is not None else "diverged" for v in values) if len(values) <= 10
+                         else f"{len(values)} units, {pts(min(finite))} to {pts(max(finite))}" if finite
+                         else f"{len(values)} units, all diverged")
+                rows.append(["/".join(cell), pts(c["paper"]), run.label,
+                             *(pts(*c["grids"].get(m, (None, None))) for m in metrics),
+                             *([pts(c["final_train_error"])] if with_error else []), shown, str(c["at_chance"])])
+    return [markdown_table(["cell", "paper", "preset", *(f"{m} ± SE" for m in metrics),
+                            *(["final training error"] if with_error else []), "per unit", "units at chance"], rows)]
+
+
 def status_markdown(runs: Sequence[StatusRun], out: Optional[str] = None) -> str:
     """The status document of ``runs`` (see the module notes); ``out`` is named in its regenerate command."""
     runs = sorted(runs, key=_order)
@@ -294,6 +355,8 @@ def status_markdown(runs: Sequence[StatusRun], out: Optional[str] = None) -> str
                              shown["ours"], shown["interval"], shown["units"], row["verdict"], row["reason"]])
         lines += [markdown_table(["claim (a - b)", "paper", "preset", "ours ± SE", "95% interval",
                                   "a > b / a < b / tie", "verdict", "reason"], rows), ""]
+        lines += [f"Cells ({exp.metric} in the per-unit column; a unit at chance level is at most 1 point above the "
+                  "majority-class rate):", "", *_cells_table(mine), ""]
     return "\n".join(lines)
 
 
@@ -318,10 +381,11 @@ def report_status(paths: Sequence[str], out: Optional[str] = None, archive: Opti
     if archive:
         names: Dict[str, str] = {}
         for run in runs:
-            name = f"{run.table}-{run.preset}"
+            name = archive_name(run)
             if name in names:
                 raise ConfigError(f"two runs would be archived as {name!r}: {names[name]!r} and {run.path!r}; "
-                                  "archive one run per table and preset")
+                                  "archive one run per table and preset (a run with other settings is archived "
+                                  "under its folder's name)")
             names[name] = run.path
         for run in runs:
             dest = archive_run(run, archive)

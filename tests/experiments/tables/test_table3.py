@@ -150,7 +150,7 @@ def test_vectors_std_auto_rescales_only_the_google_news_subset():
 
 @pytest.mark.parametrize("fc_init, dropout_at, init_text, dropout_text", [
     ("lecun", "pooled", "N(0, 1/fan_in)", "on the pooled features only"),
-    ("torch", "output", "PyTorch's nn.Linear default", "before the output layer only"),
+    ("torch", "linear", "PyTorch's nn.Linear default", "before each linear layer"),
 ])
 def test_readings_of_init_and_dropout_reach_the_model_and_run(tmp_path, fc_init, dropout_at, init_text, dropout_text):
     import torch
@@ -161,14 +161,12 @@ def test_readings_of_init_and_dropout_reach_the_model_and_run(tmp_path, fc_init,
     cfg = resolve_config(Table3Config, {"fc_init": fc_init, "dropout_at": dropout_at})
     m = cfg.kim_model(torch.zeros(5, 4), "AGumb", "AReLU", 1.0)
     assert (m.fc_init, m.dropout_at) == (fc_init, dropout_at)
-    assert isinstance(m.pooled_dropout, torch.nn.Dropout) is (dropout_at == "pooled")
-    assert isinstance(m.output_dropout, torch.nn.Dropout) is (dropout_at == "output")
+    assert isinstance(m.pooled_dropout, torch.nn.Dropout) is (dropout_at in ("pooled", "linear"))
+    assert isinstance(m.output_dropout, torch.nn.Dropout) is (dropout_at in ("output", "linear"))
     choices = Table3().choices(cfg)
     assert init_text in choices["initialisation"] and dropout_text in choices["model"]
-    # a non-default reading is a different run; the defaults hash as before the keys existed
+    # a non-default reading is a different run
     assert run_hash(cfg) != run_hash(resolve_config(Table3Config))
-    assert run_hash(resolve_config(Table3Config, {"fc_init": "glorot", "dropout_at": "linear"})) == run_hash(
-        resolve_config(Table3Config))
     out = tmp_path / "run"
     assert main(["reproduce", "table3", "--preset", "smoke", "--out", str(out), "--data-dir", _synthetic_root(tmp_path),
                  "--set", "conv_acts=AGumb", "--set", "fc_acts=AReLU", "--set", "folds=2", "--set", f"fc_init={fc_init}",
@@ -177,6 +175,42 @@ def test_readings_of_init_and_dropout_reach_the_model_and_run(tmp_path, fc_init,
     assert res["complete"] and all(0 <= c["mean"] <= 100 for c in res["cells"])
     assert json.loads((out / "config.json").read_text())["config"]["fc_init"] == fc_init
     assert init_text in (out / "report.md").read_text()
+
+
+def test_dropout_defaults_to_the_penultimate_layer_and_old_folders_read_as_before(tmp_path, capsys):
+    import torch
+
+    from actadapt.experiments.config import config_to_dict, resolve_config, run_hash
+    from actadapt.experiments.tables.table3 import Table3Config
+
+    cfg = resolve_config(Table3Config)
+    m = cfg.kim_model(torch.zeros(5, 4), "AGumb", "AReLU", 1.0)
+    assert isinstance(m.output_dropout, torch.nn.Dropout) and isinstance(m.pooled_dropout, torch.nn.Identity)
+    # today's default is a run of its own: it hashes apart from the former default (and the folders made with it)
+    linear = resolve_config(Table3Config, {"dropout_at": "linear"})
+    former = {k: v for k, v in config_to_dict(linear).items() if k not in ("dropout_at", "fc_init")}
+    assert run_hash(cfg) != run_hash(linear) == run_hash(resolve_config(Table3Config, former, {"dropout_at": "linear"}))
+
+    # a run folder written before dropout_at existed: its config.json has no such key
+    root, out = _synthetic_root(tmp_path), tmp_path / "run"
+    argv = ["reproduce", "table3", "--preset", "smoke", "--out", str(out), "--data-dir", root,
+            "--set", "conv_acts=AGumb", "--set", "fc_acts=AReLU", "--set", "folds=2", *FAST]
+    assert main(argv + ["--set", "dropout_at=linear"]) == 0
+    meta = json.loads((out / "config.json").read_text())
+    for key in ("dropout_at", "fc_init"):
+        del meta["config"][key]
+    (out / "config.json").write_text(json.dumps(meta))
+    capsys.readouterr()
+    # it reports as dropout before each linear layer, and resumes with nothing to train
+    assert main(["report", str(out)]) == 0
+    assert "before each linear layer" in (out / "report.md").read_text()
+    assert main(argv + ["--set", "dropout_at=linear"]) == 0
+    assert "2 of 2 tasks already done" in capsys.readouterr().out
+    # today's default on that folder is another run: refused, naming the key, the folder untouched
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert main(argv) != 0
+    assert "keys differ: dropout_at" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
 # ------------------------------------------------------------------------------------------ real data

@@ -40,6 +40,9 @@ class Table3Config(KimCNNKeys, ReviewKeys, GridConfig):
     (:class:`..models.textcnn.KimCNNKeys`) and these. Defaults are the paper's (after Kim's CNN-static)."""
 
     FORMER_DEFAULTS = {"backend": "auto"}
+    #: dropout acted before both linear layers until issue 15 showed the AGumb conv / AReLU FC cell stuck at chance
+    #: with it; run folders written then (no dropout_at in their config.json) read and resume as that
+    CHANGED_DEFAULTS = {"dropout_at": "linear"}
 
     data_dir: str = option("", help="data root holding movie-review/ and word-vectors/ (--data-dir or $ACTADAPT_DATA)")
     folds: int = option(5, min=2, help="stratified cross-validation folds (paper: 5)")
