@@ -210,6 +210,9 @@ def test_a_reading_of_one_cell_shows_its_cell_and_is_archived_under_its_own_name
     assert "| study* (t3-reading-pooled) |" not in text  # one study* run: its label needs no folder name
     assert any(line.startswith("| study* | ") and "dropout_at='pooled'" in line and "folds=2" in line
                for line in lines)
+    # the reading holds both cells of no claim: no claim rows, a note naming it
+    assert not any(line.startswith("|  |  | study* |") for line in lines)
+    assert "Runs that hold both cells of no claim (study*) are left out of the claims below" in text
     cells = sorted(line for line in lines if line.startswith("| AGumb/AReLU | 77.4 |"))
     # the cell in each run that has it, with the table's mean ± SE and each unit's value
     assert len(cells) == 2

@@ -345,9 +345,15 @@ def status_markdown(runs: Sequence[StatusRun], out: Optional[str] = None) -> str
         lines += [markdown_table(["preset", "run folder", "archived from", "settings beside the preset", "config hash",
                                   "last model finished", "training wall time", "models"], folders), ""]
         several = len(exp.metrics_compared()) > 1
+        # a run that holds both cells of no claim (a reading of one cell) shows in the cells table only
+        claiming = [r for r in mine if any(row["ours"] is not None for row in judged[id(r)])]
+        if len(claiming) < len(mine):
+            lines += ["Runs that hold both cells of no claim (" + ", ".join(r.label for r in mine if r not in claiming)
+                      + ") are left out of the claims below: each of their claims is rule 1. Their cells are in the "
+                      "cells table after the claims.", ""]
         rows = []
-        for i, first in enumerate(judged[id(mine[0])]):
-            for k, run in enumerate(mine):
+        for i in range(len(judged[id(mine[0])])):
+            for k, run in enumerate(claiming):
                 row = judged[id(run)][i]
                 shown = format_comparison(row["ours"]) if row["ours"] else {"ours": "-", "interval": "-", "units": "-"}
                 claim = (f"{row['metric']}: " if several else "") + row["comparison"].label
