@@ -14,3 +14,21 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(autouse=True)
+def _sigint_as_in_a_terminal():
+    """SIGINT as a terminal's Ctrl-C finds it: a process started in the background by a shell script (``cmd &``
+    without job control), as some CI runners start their jobs, inherits SIGINT ignored, and the runs rightly
+    keep it ignored (nohup); the Ctrl-C tests need it live, in this process and in the runs they start (an
+    ignored signal survives exec, a handler does not)."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
