@@ -17,18 +17,20 @@ def _one_thread():
 
 
 @pytest.fixture(autouse=True)
-def _sigint_as_in_a_terminal():
-    """SIGINT as a terminal's Ctrl-C finds it: a process started in the background by a shell script (``cmd &``
-    without job control), as some CI runners start their jobs, inherits SIGINT ignored, and the runs rightly
-    keep it ignored (nohup); the Ctrl-C tests need it live, in this process and in the runs they start (an
-    ignored signal survives exec, a handler does not)."""
+def _signals_as_in_a_terminal():
+    """SIGINT and SIGHUP as a terminal's Ctrl-C and hang-up find them. A process started in the background by a
+    shell script (``cmd &`` without job control: SIGINT) or under ``nohup`` (SIGHUP), as some CI runners start
+    their jobs, inherits them ignored, and the runs rightly keep an ignored signal ignored; the tests that send
+    them need them live in the runs they start (an ignored signal survives exec, a handler does not) and, for
+    SIGINT, in this process. A SIGHUP that reaches this process meanwhile is still ignored."""
     import signal
 
-    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-        yield
-        return
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    live = {signal.SIGINT: signal.default_int_handler, signal.SIGHUP: lambda signum, frame: None}
+    ignored = [sig for sig in live if signal.getsignal(sig) is signal.SIG_IGN]
+    for sig in ignored:
+        signal.signal(sig, live[sig])
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for sig in ignored:
+            signal.signal(sig, signal.SIG_IGN)

@@ -28,8 +28,8 @@ starts (over its nodes, CPUs // threads, memory permitting), so that a failure s
 already running, as with a process pool. A task that no node can take is a one-line error unless
 ``--workers`` is given: give it above the cluster's size for a cluster that scales up.
 
-``shutdown()`` cancels the tasks in flight (forced: their worker processes end), disconnects, and stops the
-local instance if this run started one. The driver's SIGINT, SIGTERM and SIGHUP reach it through the
+``shutdown()`` cancels the tasks in flight on a cluster (forced: their worker processes end), disconnects, and
+stops the local instance if this run started one (which ends its tasks with it). The driver's SIGINT, SIGTERM and SIGHUP reach it through the
 runner's :func:`.lifecycle.stop_on_signals`; a ``kill -9`` of the driver ends a local instance through its
 keeper process (:mod:`.ray_instance`), and on a cluster Ray itself ends the tasks of a driver that is gone.
 """
@@ -298,9 +298,15 @@ class RayExecutor(Executor):
         in_flight, self._in_flight = list(self._in_flight), {}
         conn, self._conn = self._conn, None
         try:
-            if in_flight:
+            # A local instance ends with its keeper, workers and all: nothing to cancel. On a cluster, cancel the
+            # tasks still running, never one that has finished: Ray 2.60's driver can die on a forced cancel that
+            # crosses its task's reply (a fatal check in TaskManager::CompletePendingTask, exit 1), seen when a
+            # SIGTERM came as a task finished.
+            if in_flight and conn is not None and not conn.local:
                 import ray
 
+                with contextlib.suppress(Exception):
+                    in_flight = ray.wait(in_flight, num_returns=len(in_flight), timeout=0)[1]
                 for ref in in_flight:
                     with contextlib.suppress(Exception):
                         ray.cancel(ref, force=True)  # ends the worker process that runs it
