@@ -313,3 +313,23 @@ def test_comparisons_among_a_runs_own_cells():
     section = "\n".join(exp.paired_section({"paired": paired}))
     assert "| ReLU/Swish - ReLU/ReLU | vs ReLU/ReLU | n/a | +0.00 ± 0.00 | [+0.00, +0.00] | 0 / 0 / 3 | no paper value | - |" in section
     assert [c.label for c in exp.comparisons(["AGumb"], ["ReLU", "AGumb"])] == ["AGumb/AGumb - AGumb/ReLU"]
+
+
+def test_the_committed_reproduction_status_is_what_its_archives_generate(monkeypatch):
+    """docs/REPRODUCTION.md is generated, never edited: its own regenerate command, run on the archives in
+    docs/runs with this version, gives it byte for byte (a change of the status code or of an archive without
+    regenerating it fails here)."""
+    import shlex
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    doc = os.path.join(root, "docs", "REPRODUCTION.md")
+    if not os.path.isfile(doc):
+        pytest.skip("no docs/REPRODUCTION.md in this tree")
+    text = open(doc, encoding="utf-8").read()
+    command = next(line.strip() for line in text.splitlines() if line.strip().startswith("actadapt report --status"))
+    argv = shlex.split(command)[1:]
+    assert argv[-2:] == ["--out", "docs/REPRODUCTION.md"] and "--archive" not in argv
+    monkeypatch.chdir(root)
+    runs = [read_run(p) for p in argv[2:-2]]
+    assert all(p.startswith("docs/runs/") for p in argv[2:-2])  # archives in the repository, not run folders
+    assert status_markdown(runs, out="docs/REPRODUCTION.md") + "\n" == text

@@ -222,7 +222,7 @@ def archive_run(run: StatusRun, root: str) -> str:
 # ------------------------------------------------------------------------------------------- the document
 def _order(run: StatusRun) -> Tuple:
     rank = PRESET_ORDER.index(run.preset) if run.preset in PRESET_ORDER else len(PRESET_ORDER)
-    return run.table, rank, run.preset, run.path
+    return run.table, rank, run.preset, run.beside != [], run.path  # a preset's own run before its readings
 
 
 def _label(runs: List[StatusRun]) -> None:
