@@ -59,11 +59,9 @@ PRESETS = {
     "smoke": {"sample": 400, "folds": 2, "epochs": 1, "dim": 16, "hidden": 32, "w2v_epochs": 1},
     # the 3x3 grid over 5 folds on ~13,500 URLs, a few epochs
     "quick": {"epochs": 3},
-    # 10 folds (10 paired units per comparison, quick has 5) at 10 epochs (quick: 3, paper: 20). Estimated 50
-    # minutes with --workers 2 on 2 idle cores, from the quick run (/tmp/grid/quick/table4-quick, 2026-11-30):
-    # its 45 tasks of 3 epochs took 835 s of task time (5.7 s per model-epoch on 4/5 of the data, 1.6 s per task
-    # for the fold's data and word vectors) and 432 s of wall time with 2 workers; study: 90 tasks x (10 epochs x
-    # 5.7 s x 9/8 for 9/10 of the data + 1.6 s) / 2 workers = 2,960 s
+    # 10 folds (10 paired units per comparison, quick has 5) at 10 epochs (quick: 3, paper: 20). Measured: 1,084 s
+    # with --workers 2 on 2 cores shared with a CI run (docs/runs/table4-study); `actadapt plan` had said 11.3 min
+    # of training
     "study": {"epochs": 10, "folds": 10},
     "paper": {"epochs": 20},
 }
