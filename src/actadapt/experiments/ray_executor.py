@@ -29,9 +29,10 @@ already running, as with a process pool. A task that no node can take is a one-l
 ``--workers`` is given: give it above the cluster's size for a cluster that scales up.
 
 ``shutdown()`` cancels the tasks in flight on a cluster (forced: their worker processes end), disconnects, and
-stops the local instance if this run started one (which ends its tasks with it). The driver's SIGINT, SIGTERM and SIGHUP reach it through the
-runner's :func:`.lifecycle.stop_on_signals`; a ``kill -9`` of the driver ends a local instance through its
-keeper process (:mod:`.ray_instance`), and on a cluster Ray itself ends the tasks of a driver that is gone.
+stops the local instance if this run started one (which ends its tasks with it). The driver's SIGINT, SIGTERM
+and SIGHUP reach it through the runner's :func:`.lifecycle.stop_on_signals`; a ``kill -9`` of the driver ends a
+local instance through its keeper process (:mod:`.ray_instance`), and on a cluster Ray itself ends the tasks of
+a driver that is gone.
 """
 
 from __future__ import annotations

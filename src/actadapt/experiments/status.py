@@ -190,7 +190,7 @@ def archive_name(run: StatusRun) -> str:
     name of the run's own folder (a reading of some setting beside the preset)."""
     if run.beside is not None and not run.beside:
         return f"{run.table}-{run.preset}"
-    return os.path.basename(os.path.normpath(os.path.abspath(run.source or run.path)))
+    return os.path.basename(os.path.abspath(run.source or run.path))
 
 
 def archive_run(run: StatusRun, root: str) -> str:
@@ -268,7 +268,7 @@ def cell_rows(run: StatusRun) -> List[Dict]:
     -> value of the table's metric; ``None`` for a diverged model) and ``at_chance`` (the units at chance
     level, :func:`.paired.chance_units`). Records come from folds.csv, as for the claims."""
     exp, out = run.exp, []
-    metrics = list(dict.fromkeys((exp.metric, *getattr(exp, "extra_grids", {}).values())))
+    metrics = list(dict.fromkeys((exp.metric, *exp.extra_grids.values())))
     saved = {(c.get("row"), c.get("column")): c for c in run.results.get("cells") or [] if isinstance(c, dict)}
     for row in exp.rows(run.cfg):
         for col in exp.columns(run.cfg):
@@ -293,19 +293,20 @@ def _cells_table(mine: List[StatusRun]) -> List[str]:
             return "-"
         return f"{v:.1f}" + (f" ± {se:.1f}" if isinstance(se, (int, float)) else "")
 
-    rows, metrics = [], list(dict.fromkeys(m for r in mine for c in cell_rows(r) for m in c["grids"]))
-    with_error = any(c["final_train_error"] is not None for r in mine for c in cell_rows(r))
-    for cell in dict.fromkeys(c["cell"] for r in mine for c in cell_rows(r)):
-        for run in mine:
-            for c in (c for c in cell_rows(run) if c["cell"] == cell):
-                values = list(c["units"].values())
-                finite = [v for v in values if v is not None]
-                shown = (", ".join(pts(v) if v is not None else "diverged" for v in values) if len(values) <= 10
-                         else f"{len(values)} units, {pts(min(finite))} to {pts(max(finite))}" if finite
-                         else f"{len(values)} units, all diverged")
-                rows.append(["/".join(cell), pts(c["paper"]), run.label,
-                             *(pts(*c["grids"].get(m, (None, None))) for m in metrics),
-                             *([pts(c["final_train_error"])] if with_error else []), shown, str(c["at_chance"])])
+    cells = [(run, c) for run in mine for c in cell_rows(run)]  # each run's cells, computed once
+    metrics = list(dict.fromkeys(m for _, c in cells for m in c["grids"]))
+    with_error = any(c["final_train_error"] is not None for _, c in cells)
+    order = {cell: i for i, cell in enumerate(dict.fromkeys(c["cell"] for _, c in cells))}
+    rows = []
+    for run, c in sorted(cells, key=lambda rc: order[rc[1]["cell"]]):  # by cell, then in the runs' order
+        values = list(c["units"].values())
+        finite = [v for v in values if v is not None]
+        shown = (", ".join(pts(v) if v is not None else "diverged" for v in values) if len(values) <= 10
+                 else f"{len(values)} units, {pts(min(finite))} to {pts(max(finite))}" if finite
+                 else f"{len(values)} units, all diverged")
+        rows.append(["/".join(c["cell"]), pts(c["paper"]), run.label,
+                     *(pts(*c["grids"].get(m, (None, None))) for m in metrics),
+                     *([pts(c["final_train_error"])] if with_error else []), shown, str(c["at_chance"])])
     return [markdown_table(["cell", "paper", "preset", *(f"{m} ± SE" for m in metrics),
                             *(["final training error"] if with_error else []), "per unit", "units at chance"], rows)]
 
